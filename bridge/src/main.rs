@@ -1,0 +1,2 @@
+//! memcache-bridge: relays WebSocket connections from browsers to configured memcached servers.
+fn main() {}

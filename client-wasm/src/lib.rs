@@ -1,0 +1,6 @@
+//! memcache-wasm: a sans-IO memcached client core, compatible with python-memcached.
+//!
+//! The core never touches a socket or a timer: callers hand it bytes that arrived and
+//! get back whole responses; encoding a request returns the bytes to write. The same
+//! code runs under `cargo test`, in Node and in browsers. Only `binding` knows about
+//! JavaScript.

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, each against a real memcached that the tests start on
+# loopback ports of their own. This is the command README.md names and .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() { printf '\n=== %s\n' "$*"; }
+
+stage "setup"
+scripts/setup.sh
+
+stage "rust: format and lints"
+cargo fmt --all --check
+cargo clippy -q --workspace --all-targets -- -D warnings
+
+stage "rust: unit, property and integration tests (core, interop with python-memcached, bridge)"
+export MEMCACHE_WASM_PYTHON="$PWD/.venv/bin/python"
+cargo test -q --workspace
