@@ -4,3 +4,13 @@
 //! get back whole responses; encoding a request returns the bytes to write. The same
 //! code runs under `cargo test`, in Node and in browsers. Only `binding` knows about
 //! JavaScript.
+
+pub mod codec;
+pub mod connection;
+pub mod distribution;
+pub mod error;
+pub mod keys;
+pub mod request;
+pub mod response;
+
+pub use error::{Error, KeyRule, Result};
