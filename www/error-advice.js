@@ -1,0 +1,99 @@
+// Turns what went wrong into a sentence a person can act on: what failed, and what to check
+// or change. Keyed on the client's stable error codes (MemcacheError.code), so the advice
+// does not depend on the wording of a message; memcached's and the bridge's own text is
+// kept and shown, since it often names the exact cause.
+
+/**
+ * `error`: whatever was thrown. `context`: `{server, key, origin}` where known.
+ * Returns `{summary, advice}`: `summary` says what happened, `advice` what to do about it.
+ */
+export function explain(error, context = {}) {
+  const detail = error && error.message ? error.message : String(error);
+  const server = error?.server ?? context.server;
+  const where = server ? `memcached at ${server}` : "memcached";
+  switch (error?.code) {
+    case "BAD_KEY":
+      return {
+        summary: `That key cannot be used: ${detail}.`,
+        advice: "A key is 1 to 250 bytes with no spaces or control characters.",
+      };
+    case "VALUE_TOO_LARGE":
+      return {
+        summary: `The value is too large to store: ${detail}.`,
+        advice: "memcached keeps items up to its item size limit (1 MiB unless started with -I); store a smaller value.",
+      };
+    case "NOT_SERIALIZABLE":
+      return { summary: `The value cannot be stored: ${detail}.`, advice: "Store text, a number, or valid JSON." };
+    case "DECODE_ERROR":
+      return {
+        summary: `The stored value cannot be decoded: ${detail}.`,
+        advice: "It was written with flags this client does not read; the program that wrote it knows its format.",
+      };
+    case "CONNECTION_ERROR":
+      return {
+        summary: `Cannot reach ${where}: ${detail}.`,
+        advice: `Check that memcached is running at ${server ?? "that address"} and that the bridge can reach it; the dashboard retries on its own.`,
+      };
+    case "TIMEOUT":
+      return {
+        summary: `${capitalize(where)} did not answer in time: ${detail}.`,
+        advice: "The server may be overloaded or the network slow; the dashboard retries on its own.",
+      };
+    case "BRIDGE_REFUSED":
+      return refusal(detail, context);
+    case "NO_SERVER":
+      return {
+        summary: `No server is available for this key: ${detail}.`,
+        advice: "Every server that could hold it is down; see the overview for why.",
+      };
+    case "SERVER_ERROR":
+    case "CLIENT_ERROR":
+    case "UNKNOWN_COMMAND":
+      return {
+        summary: `${capitalize(where)} refused the request: ${detail}.`,
+        advice: "This is memcached's own answer; its text above says what it objects to.",
+      };
+    case "PROTOCOL_ERROR":
+      return {
+        summary: `${capitalize(where)} sent an answer that is not the memcached protocol: ${detail}.`,
+        advice: "Check that the bridge's upstream is a memcached server and not another service.",
+      };
+    case "BAD_ARGUMENT":
+      return { summary: `That input is not valid: ${detail}.`, advice: "Correct the field and try again." };
+    case "CLOSED":
+      return { summary: "The connection to the bridge was closed.", advice: "Reload the page to reconnect." };
+    default:
+      return { summary: detail, advice: "" };
+  }
+}
+
+/** The bridge closed the WebSocket on purpose; its close reason names the rule. */
+function refusal(detail, context) {
+  const text = detail.toLowerCase();
+  if (text.includes("read-only") || text.includes("read only")) {
+    return {
+      summary: `The bridge is read-only and refused the write: ${detail}.`,
+      advice: "Writes need a bridge started without --read-only.",
+    };
+  }
+  if (text.includes("token")) {
+    return {
+      summary: `The bridge refused the token: ${detail}.`,
+      advice: "Enter a token listed in the bridge's --token-file.",
+    };
+  }
+  if (text.includes("origin")) {
+    return {
+      summary: `The bridge refused this page's origin: ${detail}.`,
+      advice: `Start the bridge with --allow-origin ${context.origin ?? "this page's origin"}.`,
+    };
+  }
+  return {
+    summary: `The bridge refused the request: ${detail}.`,
+    advice: "The bridge's policy does not allow this command; see its --help for the flags that change it.",
+  };
+}
+
+function capitalize(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
