@@ -1,0 +1,201 @@
+// The dashboard's entry: asks the bridge that served the page for its servers and policy,
+// loads memcache-wasm from the bridge itself (www/vendor, copied there by
+// scripts/build-www.sh), and wires the overview, charts, key panel and key browser to it.
+
+import { el, replaceChildren } from "./dom.js";
+import { explain } from "./error-advice.js";
+import { Overview } from "./overview.js";
+import { RateHistory } from "./stats-delta.js";
+import { drawTrafficCharts, FLEET } from "./traffic-charts.js";
+import { KeyPanel } from "./key-panel.js";
+import { KeyBrowser } from "./key-browser.js";
+
+/** How often the overview asks every server for `stats`: often enough that rates follow
+ *  load changes, rare enough that the dashboard's own gets do not show in them. */
+export const REFRESH_MS = 2000;
+/** How much history the charts show. */
+const HISTORY_MS = 10 * 60 * 1000;
+/** A server that does not answer `stats` within this is shown as down. */
+const REQUEST_TIMEOUT_MS = 3000;
+/** The package's browser build, served by the bridge from www/vendor (never a CDN). */
+const PACKAGE_ENTRY = "./vendor/memcache-wasm/js/browser.js";
+/** Where the token a person typed is kept: for this tab only, gone when it closes. */
+const TOKEN_STORAGE = "memcache-bridge-token";
+
+const $ = (id) => document.getElementById(id);
+
+function notice(kind, summary, advice) {
+  const node = el("p", { class: `notice ${kind}` }, summary, advice && el("span", { class: "advice" }, advice));
+  $("notices").appendChild(node);
+  return node;
+}
+
+async function loadBridgeConfig() {
+  let response;
+  try {
+    response = await fetch("servers", { cache: "no-store" });
+  } catch (error) {
+    throw new Error(`Cannot reach the bridge for its server list (/servers): ${error.message}. Check that memcache-bridge is running and reload.`);
+  }
+  if (!response.ok) {
+    throw new Error(`The bridge answered /servers with HTTP ${response.status}. Check that this page is served by memcache-bridge (--www) and reload.`);
+  }
+  const config = await response.json();
+  if (!Array.isArray(config.servers) || config.servers.length === 0) {
+    throw new Error("The bridge lists no memcached servers. Start it with at least one --upstream HOST:PORT.");
+  }
+  return config;
+}
+
+async function loadPackage() {
+  try {
+    return await import(PACKAGE_ENTRY);
+  } catch (error) {
+    throw new Error(`Cannot load memcache-wasm from ${new URL(PACKAGE_ENTRY, location.href).pathname} (${error.message}). Run scripts/build-www.sh to copy the package into www/vendor, then reload.`);
+  }
+}
+
+/** Resolves to the token to send: none when the bridge asks none, else the one the person gives. */
+function askToken(config) {
+  if (!config.tokenRequired) return Promise.resolve(undefined);
+  const saved = sessionStorage.getItem(TOKEN_STORAGE);
+  if (saved) return Promise.resolve(saved);
+  const form = $("token-form");
+  form.hidden = false;
+  $("token-input").focus();
+  return new Promise((resolve) => {
+    form.addEventListener("submit", function submitted(event) {
+      event.preventDefault();
+      const token = $("token-input").value;
+      sessionStorage.setItem(TOKEN_STORAGE, token);
+      form.hidden = true;
+      form.removeEventListener("submit", submitted);
+      resolve(token);
+    });
+  });
+}
+
+function showBridge(config) {
+  replaceChildren(
+    $("bridge-status"),
+    `Bridge ${location.host} · ${config.servers.length} server${config.servers.length === 1 ? "" : "s"}`,
+    config.readOnly && el("span", { class: "tag", "data-read-only": "" }, "read-only"),
+    config.tokenRequired && el("span", { class: "tag" }, "token"),
+  );
+}
+
+/** A read-only bridge refuses every write, so the page does not offer them and says why. */
+function hideWrites() {
+  $("write-form").hidden = true;
+  const note = $("read-only-note");
+  note.hidden = false;
+  replaceChildren(
+    note,
+    "This bridge is read-only: it passes lookups and stats but refuses set, delete, touch, incr and decr, so those controls are hidden. ",
+    el("span", { class: "advice" }, "To change keys, use a bridge started without --read-only."),
+  );
+}
+
+/** `stats` of one server through its own client, as an object of memcached's names. */
+async function statsOf(client, address) {
+  const answer = await client.stats();
+  const stats = answer instanceof Map ? answer.get(address) : answer[address];
+  if (stats === undefined) throw new Error(`the stats answer has no entry for ${address}`);
+  return stats;
+}
+
+async function main() {
+  const config = await loadBridgeConfig();
+  showBridge(config);
+  if (config.readOnly) hideWrites();
+  const [{ Client }, token] = await Promise.all([loadPackage(), askToken(config)]);
+  const bridge = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+  const options = { bridge, timeout: REQUEST_TIMEOUT_MS };
+  if (token !== undefined) options.token = token;
+
+  // The key panel goes through one client over the whole fleet, so keys land where every
+  // python-memcached and memcache-wasm program puts them. The overview gives each server a
+  // client of its own, so one server's failure is reported as that server's, with its reason,
+  // and it is tried again at every refresh (deadRetry 0) to notice when it is back.
+  const fleet = new Client(config.servers, options);
+  const single = new Map(config.servers.map((address) => [address, new Client([address], { ...options, deadRetry: 0 })]));
+
+  const overview = new Overview({
+    servers: config.servers,
+    statsOf: (address) => statsOf(single.get(address), address),
+    cards: $("server-cards"),
+    fleetSummary: $("fleet-summary"),
+  });
+  const history = new RateHistory(HISTORY_MS);
+  const charts = { gets: $("chart-gets"), sets: $("chart-sets"), hits: $("chart-hits") };
+
+  const keyPanel = new KeyPanel({
+    client: fleet,
+    readOnly: config.readOnly,
+    origin: location.origin,
+    elements: {
+      panel: $("keys"),
+      keyInput: $("key-input"),
+      lookupForm: $("lookup-form"),
+      result: $("key-result"),
+      status: $("key-status"),
+      writeForm: $("write-form"),
+      valueInput: $("value-input"),
+      formatInput: $("format-input"),
+      expiryInput: $("expiry-input"),
+      deltaInput: $("delta-input"),
+      deleteButton: $("delete-button"),
+      touchButton: $("touch-button"),
+      incrButton: $("incr-button"),
+      decrButton: $("decr-button"),
+    },
+  });
+  new KeyBrowser({
+    servers: config.servers,
+    metadump: (server) => fleet.metadump({ server }),
+    serverTimeNow: (server) => overview.watch(server).serverTimeNow(Date.now()),
+    open: (key) => keyPanel.show(key),
+    origin: location.origin,
+    elements: {
+      form: $("browser-form"),
+      server: $("browser-server"),
+      prefix: $("browser-prefix"),
+      load: $("browser-load"),
+      status: $("browser-status"),
+      table: $("browser-table"),
+      tbody: $("browser-table").querySelector("tbody"),
+      pager: $("browser-pager"),
+      pageLabel: $("browser-page"),
+      prev: $("browser-prev"),
+      next: $("browser-next"),
+    },
+  });
+
+  // Each refresh starts when the previous one has finished, so a slow server never piles up
+  // requests behind itself.
+  let drawProblem = null;
+  const refresh = async () => {
+    try {
+      await overview.refresh();
+      const now = Date.now();
+      for (const watch of overview.watches) history.record(watch.address, now, watch.rates);
+      history.record(FLEET, now, overview.fleet.serversCounted > 0 ? overview.fleet : null);
+      drawTrafficCharts(charts, history, config.servers, now);
+      replaceChildren($("refresh-note"), `updated ${new Date(now).toLocaleTimeString()}, every ${REFRESH_MS / 1000} s`);
+      document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes ?? 0) + 1);
+      drawProblem?.remove();
+      drawProblem = null;
+    } catch (error) {
+      drawProblem ??= notice("error", `The overview could not be drawn: ${error.message}.`, "This is a dashboard bug; reloading the page may help.");
+    } finally {
+      setTimeout(refresh, REFRESH_MS);
+    }
+  };
+  await refresh();
+}
+
+main().catch((error) => {
+  const problem = error.code ? explain(error, { origin: location.origin }) : { summary: error.message, advice: "" };
+  notice("error", problem.summary, problem.advice);
+  replaceChildren($("bridge-status"), "Not connected");
+});

@@ -1,0 +1,29 @@
+// The traffic charts: gets and sets per second and the hit ratio over the last minutes, one
+// line per server and a heavier one for the whole fleet, from the overview's rate history.
+
+import { drawLineChart } from "./line-chart.js";
+import * as format from "./format.js";
+
+/** Line colours, one per server in the order the bridge lists them; the fleet is dark ink.
+ *  Chosen to stay apart for the common kinds of colour blindness. */
+const SERVER_COLOURS = ["#1f6feb", "#e36209", "#2da44e", "#8250df", "#bf3989", "#0a7e8c", "#9a6700", "#6e7781"];
+const FLEET_COLOUR = "#1d2733";
+
+/** The name of the fleet's series in the history. */
+export const FLEET = "fleet";
+
+export function serverColour(index) {
+  return SERVER_COLOURS[index % SERVER_COLOURS.length];
+}
+
+/** Redraws the three charts from `history` (a RateHistory) for `servers`, ending at `now`. */
+export function drawTrafficCharts({ gets, sets, hits }, history, servers, now) {
+  const seriesOf = (field) => [
+    { name: FLEET, color: FLEET_COLOUR, emphasis: true, points: history.series(FLEET, field) },
+    ...servers.map((address, i) => ({ name: address, color: serverColour(i), points: history.series(address, field) })),
+  ];
+  const common = { now, windowMs: history.windowMs };
+  drawLineChart(gets, { ...common, title: "Gets per second", series: seriesOf("getsPerSec"), format: format.rate });
+  drawLineChart(sets, { ...common, title: "Sets per second", series: seriesOf("setsPerSec"), format: format.rate });
+  drawLineChart(hits, { ...common, title: "Hit ratio", series: seriesOf("hitRatio"), yMax: 1, format: format.percent });
+}
