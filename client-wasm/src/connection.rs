@@ -1,1 +1,334 @@
-//! (being written)
+//! The state of one server connection, without the socket (sans-IO, like h11 and
+//! quinn-proto): requests go in and come out as one buffer to write, bytes that arrived go
+//! in and come out as whole responses, matched to requests by a FIFO because memcached
+//! answers in order.
+//!
+//! One hazard of the text protocol is that `noreply` only silences the usual replies:
+//! memcached still answers some malformed noreply requests with CLIENT_ERROR or
+//! SERVER_ERROR, and that line would then be taken for the next request's reply. Encoding
+//! refuses bad keys and callers refuse values over the item limit before pushing, which
+//! keeps noreply requests from being malformed in the first place.
+
+use std::collections::VecDeque;
+
+use crate::error::{Error, Result};
+use crate::request::{Expect, Request};
+use crate::response::{Response, ResponseParser};
+
+/// memcached's default item size limit (`-I 1m`), for callers that do not know better.
+pub const DEFAULT_MAX_ITEM_SIZE: usize = 1024 * 1024;
+
+/// One request that is waiting for its reply.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    expect: Expect,
+    max_values: usize,
+}
+
+/// Per-server connection state.
+#[derive(Debug)]
+pub struct Connection {
+    outbound: Vec<u8>,
+    pending: VecDeque<Pending>,
+    parser: ResponseParser,
+    ready: VecDeque<Response>,
+    /// Set by the first malformed reply: after it the byte stream cannot be trusted, so
+    /// every later `receive` fails the same way until `reset`.
+    broken: Option<Error>,
+}
+
+impl Connection {
+    /// `max_item_size` is the server's item limit: a reply announcing a larger value is
+    /// malformed.
+    pub fn new(max_item_size: usize) -> Self {
+        Connection {
+            outbound: Vec::new(),
+            pending: VecDeque::new(),
+            parser: ResponseParser::new(max_item_size),
+            ready: VecDeque::new(),
+            broken: None,
+        }
+    }
+
+    /// Encodes `request` after the requests already waiting to be written and, unless it
+    /// is noreply or quit, queues the reply it expects. A request that cannot be encoded
+    /// (bad key, bad stats arguments, a get without keys) is refused and leaves the
+    /// connection as it was.
+    pub fn push(&mut self, request: &Request) -> Result<()> {
+        request.encode(&mut self.outbound)?;
+        let expect = request.expects();
+        if expect != Expect::Nothing {
+            self.pending.push_back(Pending {
+                expect,
+                max_values: request.max_values(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every request pushed since the last call, as one write (pipelining).
+    pub fn take_outbound(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.outbound)
+    }
+
+    pub fn has_outbound(&self) -> bool {
+        !self.outbound.is_empty()
+    }
+
+    /// Takes bytes that arrived, in any chunking down to one byte. Whole replies in the
+    /// chunk are parsed where they lie; only an unfinished line is kept (values are copied
+    /// once, into their `Item`). Completed responses wait in [`Connection::next_response`].
+    /// A malformed reply, or bytes when no request waits, is [`Error::Protocol`]: the
+    /// connection must then be closed and [`Connection::reset`]. Responses completed
+    /// before the malformed bytes are still delivered.
+    pub fn receive(&mut self, chunk: &[u8]) -> Result<()> {
+        let mut ready = std::mem::take(&mut self.ready);
+        let received = self.receive_each(chunk, |response| ready.push_back(response));
+        self.ready = ready;
+        received
+    }
+
+    /// Like [`Connection::receive`], but hands each completed response to `deliver` at
+    /// once, in request order, instead of queueing it.
+    pub fn receive_each(&mut self, chunk: &[u8], mut deliver: impl FnMut(Response)) -> Result<()> {
+        if let Some(error) = &self.broken {
+            return Err(error.clone());
+        }
+        let mut pos = 0;
+        while pos < chunk.len() {
+            let Some(front) = self.pending.front() else {
+                return Err(self.break_with(Error::Protocol(format!(
+                    "{} bytes arrived while no request waits for a reply: {:?}",
+                    chunk.len() - pos,
+                    chunk[pos..chunk.len().min(pos + 64)]
+                        .escape_ascii()
+                        .to_string()
+                ))));
+            };
+            match self
+                .parser
+                .parse(front.expect, front.max_values, &chunk[pos..])
+            {
+                Ok((used, reply)) => {
+                    pos += used;
+                    if let Some(reply) = reply {
+                        self.pending.pop_front();
+                        deliver(reply);
+                    }
+                }
+                Err(error) => return Err(self.break_with(error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The oldest completed response, if any.
+    pub fn next_response(&mut self) -> Option<Response> {
+        self.ready.pop_front()
+    }
+
+    /// Requests still waiting for their reply (noreply requests never wait).
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The socket died: forget the partial reply, the requests not yet written and the
+    /// requests waiting for a reply. Returns how many were waiting: they will never be
+    /// answered and their callers must be told. Responses already completed stay
+    /// available from [`Connection::next_response`]; they answer the oldest requests.
+    /// noreply requests whose bytes were not yet taken are dropped with the buffer, like
+    /// any noreply write on a connection that dies.
+    pub fn reset(&mut self) -> usize {
+        let waiting = self.pending.len();
+        self.outbound = Vec::new();
+        self.pending.clear();
+        self.parser.reset();
+        self.broken = None;
+        waiting
+    }
+
+    fn break_with(&mut self, error: Error) -> Error {
+        self.broken = Some(error.clone());
+        error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::StorageVerb;
+    use crate::response::Item;
+
+    fn set<'a>(key: &'a [u8], data: &'a [u8], noreply: bool) -> Request<'a> {
+        Request::Store {
+            verb: StorageVerb::Set,
+            key,
+            flags: 0,
+            exptime: 0,
+            data,
+            noreply,
+        }
+    }
+
+    fn drain(connection: &mut Connection) -> Vec<Response> {
+        std::iter::from_fn(|| connection.next_response()).collect()
+    }
+
+    #[test]
+    fn pushed_requests_go_out_as_one_write_and_replies_match_in_order() {
+        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        assert!(!connection.has_outbound());
+        connection.push(&set(b"a", b"1", false)).unwrap();
+        connection.push(&set(b"q", b"2", true)).unwrap();
+        connection
+            .push(&Request::Get {
+                keys: &[b"a", b"b"],
+            })
+            .unwrap();
+        connection
+            .push(&Request::Delete {
+                key: b"a",
+                noreply: false,
+            })
+            .unwrap();
+        assert!(connection.has_outbound());
+        assert_eq!(connection.pending(), 3, "the noreply set waits for nothing");
+        assert_eq!(
+            connection.take_outbound(),
+            b"set a 0 0 1\r\n1\r\nset q 0 0 1 noreply\r\n2\r\nget a b\r\ndelete a\r\n"
+        );
+        assert!(!connection.has_outbound());
+        assert!(connection.take_outbound().is_empty());
+
+        connection
+            .receive(b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\nDELETED\r\n")
+            .unwrap();
+        assert_eq!(connection.pending(), 0);
+        assert_eq!(
+            drain(&mut connection),
+            vec![
+                Response::Stored,
+                Response::Values(vec![Item {
+                    key: b"a".to_vec(),
+                    flags: 0,
+                    cas: None,
+                    data: b"1".to_vec()
+                }]),
+                Response::Deleted,
+            ]
+        );
+    }
+
+    #[test]
+    fn replies_split_anywhere_come_out_whole() {
+        let reply = b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\nDELETED\r\n";
+        for split in 0..=reply.len() {
+            let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+            connection.push(&set(b"a", b"1", false)).unwrap();
+            connection.push(&Request::Get { keys: &[b"a"] }).unwrap();
+            connection
+                .push(&Request::Delete {
+                    key: b"a",
+                    noreply: false,
+                })
+                .unwrap();
+            connection.receive(&reply[..split]).unwrap();
+            connection.receive(&reply[split..]).unwrap();
+            assert_eq!(drain(&mut connection).len(), 3, "split at {split}");
+            assert_eq!(connection.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn receive_each_delivers_at_once() {
+        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        connection.push(&Request::Version).unwrap();
+        connection
+            .push(&Request::FlushAll {
+                delay: None,
+                noreply: false,
+            })
+            .unwrap();
+        let mut got = Vec::new();
+        connection
+            .receive_each(b"VERSION 1.6.18\r\nOK\r\n", |response| got.push(response))
+            .unwrap();
+        assert_eq!(got, vec![Response::Version("1.6.18".into()), Response::Ok]);
+        assert_eq!(connection.next_response(), None);
+    }
+
+    #[test]
+    fn bytes_with_nothing_pending_are_a_protocol_error() {
+        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        let error = connection.receive(b"STORED\r\n").unwrap_err();
+        assert!(matches!(error, Error::Protocol(_)), "{error:?}");
+
+        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        connection.push(&set(b"k", b"v", true)).unwrap();
+        connection.push(&Request::Quit).unwrap();
+        assert_eq!(connection.pending(), 0);
+        assert!(matches!(connection.receive(b"S"), Err(Error::Protocol(_))));
+
+        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        connection.push(&Request::Version).unwrap();
+        let error = connection.receive(b"VERSION 1\r\nSTORED\r\n").unwrap_err();
+        assert!(matches!(error, Error::Protocol(_)), "{error:?}");
+        assert_eq!(drain(&mut connection), vec![Response::Version("1".into())]);
+    }
+
+    #[test]
+    fn a_broken_connection_stays_broken_until_reset() {
+        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        connection.push(&Request::Version).unwrap();
+        connection.push(&Request::Version).unwrap();
+        connection.push(&Request::Version).unwrap();
+        let first = connection.receive(b"VERSION 1\r\nBOGUS\r\n").unwrap_err();
+        assert_eq!(connection.receive(b"VERSION 2\r\n"), Err(first));
+        assert_eq!(connection.reset(), 2);
+        assert_eq!(connection.pending(), 0);
+        assert_eq!(drain(&mut connection), vec![Response::Version("1".into())]);
+        connection.push(&Request::Version).unwrap();
+        connection.receive(b"VERSION 3\r\n").unwrap();
+        assert_eq!(
+            connection.next_response(),
+            Some(Response::Version("3".into()))
+        );
+    }
+
+    #[test]
+    fn reset_drops_partial_replies_and_unsent_requests() {
+        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        connection.push(&Request::Get { keys: &[b"a"] }).unwrap();
+        connection.receive(b"VALUE a 0 10\r\nhalf").unwrap();
+        connection.push(&Request::Version).unwrap();
+        assert_eq!(connection.reset(), 2);
+        assert!(!connection.has_outbound());
+        connection.push(&Request::Version).unwrap();
+        connection.receive(b"VERSION x\r\n").unwrap();
+        assert_eq!(drain(&mut connection), vec![Response::Version("x".into())]);
+    }
+
+    #[test]
+    fn a_refused_request_leaves_nothing_behind() {
+        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        connection.push(&Request::Version).unwrap();
+        let error = connection
+            .push(&Request::Get {
+                keys: &[b"bad key"],
+            })
+            .unwrap_err();
+        assert!(matches!(error, Error::BadKey { .. }), "{error:?}");
+        assert_eq!(connection.pending(), 1);
+        assert_eq!(connection.take_outbound(), b"version\r\n");
+    }
+
+    #[test]
+    fn the_item_limit_applies_to_replies() {
+        let mut connection = Connection::new(4);
+        connection.push(&Request::Get { keys: &[b"a"] }).unwrap();
+        assert!(matches!(
+            connection.receive(b"VALUE a 0 5\r\n"),
+            Err(Error::Protocol(_))
+        ));
+    }
+}
