@@ -16,15 +16,20 @@ pub const KETAMA_POINTS_PER_SERVER: u32 = 160;
 /// the continuum ("host-N" instead of "host:port-N").
 pub const DEFAULT_PORT: u16 = 11211;
 
+/// A caller's key hash: bytes of the full key in, a 32-bit hash out.
+pub type KeyHasher = dyn Fn(&[u8]) -> u32;
+
 /// The key hash of the modula distribution, python-memcached's `serverHashFunction`.
+#[derive(Default)]
 pub enum HashFunction {
     /// python-memcached's default `cmemcache_hash`: `((crc32(key) & 0xffffffff) >> 16) & 0x7fff`.
+    #[default]
     Cmemcache,
     /// The plain crc32 that `memcache.useOldServerHashFunction()` switches to
     /// (unsigned, as `binascii.crc32` is on Python 3).
     Crc32,
     /// A caller's own function.
-    Custom(Box<dyn Fn(&[u8]) -> u32>),
+    Custom(Box<KeyHasher>),
 }
 
 impl HashFunction {
@@ -34,12 +39,6 @@ impl HashFunction {
             HashFunction::Crc32 => crc32fast::hash(key),
             HashFunction::Custom(f) => f(key),
         }
-    }
-}
-
-impl Default for HashFunction {
-    fn default() -> Self {
-        HashFunction::Cmemcache
     }
 }
 
