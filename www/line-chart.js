@@ -21,6 +21,14 @@ export function niceCeiling(value) {
   return 10 * power;
 }
 
+/** An x-axis label: "30 s", "5 min", "2.5 min". */
+export function timeAgo(ms) {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.round((seconds / 60) * 10) / 10;
+  return `${minutes} min`;
+}
+
 function svg(tag, attributes) {
   const node = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
@@ -88,7 +96,6 @@ export function drawLineChart(container, options) {
 
   const yLabels = [];
   for (let i = 0; i <= GRID_STEPS; i += 2) yLabels.push(el("span", {}, format(top * (1 - i / GRID_STEPS))));
-  const minutes = Math.round(windowMs / 60000);
   const legend = series.map((s) => {
     const last = [...s.points].reverse().find(([, value]) => value !== null);
     const latest = last ? format(last[1]) : "no data";
@@ -111,8 +118,8 @@ export function drawLineChart(container, options) {
       el(
         "div",
         { class: "x-labels" },
-        el("span", {}, `−${minutes} min`),
-        el("span", {}, `−${minutes / 2} min`),
+        el("span", {}, `−${timeAgo(windowMs)}`),
+        el("span", {}, `−${timeAgo(windowMs / 2)}`),
         el("span", {}, "now"),
       ),
       el("ul", { class: "legend" }, legend),

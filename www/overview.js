@@ -142,19 +142,36 @@ function serverCard(watch) {
 }
 
 function figure(label, value, name) {
-  return el("div", { class: "figure", "data-figure": name }, el("span", { class: "label" }, label), el("span", { class: "value" }, value));
+  return el("div", { class: "figure", "data-figure": name }, el("span", { class: "figure-label" }, label), el("span", { class: "figure-value" }, value));
 }
 
 function fleetFigures(watches, fleet) {
   const up = watches.filter((w) => w.status === "up");
   const items = up.reduce((total, w) => total + (summarize(w.sample.stats).items ?? 0), 0);
-  const partial = fleet && fleet.serversCounted > 0 && fleet.serversMissing > 0 ? " *" : "";
   const has = fleet && fleet.serversCounted > 0;
+  const partial = has && fleet.serversMissing > 0;
+  const mark = partial ? " *" : "";
   return [
     figure("Servers up", `${up.length} of ${watches.length}`, "servers-up"),
     figure("Items", format.count(items), "items"),
-    figure("Gets", has ? format.rate(fleet.getsPerSec) + partial : format.MISSING, "gets"),
-    figure("Sets", has ? format.rate(fleet.setsPerSec) + partial : format.MISSING, "sets"),
-    figure("Hit ratio (last interval)", has ? format.percent(fleet.hitRatio) + partial : format.MISSING, "hit-ratio"),
+    figure("Gets", has ? format.rate(fleet.getsPerSec) + mark : format.MISSING, "gets"),
+    figure("Sets", has ? format.rate(fleet.setsPerSec) + mark : format.MISSING, "sets"),
+    figure("Hit ratio (last interval)", has ? format.percent(fleet.hitRatio) + mark : format.MISSING, "hit-ratio"),
+    partial &&
+      el(
+        "p",
+        { class: "muted fleet-note" },
+        `* Counts ${fleet.serversCounted} of ${watches.length} servers. ${notCounted(watches)}`,
+      ),
   ];
+}
+
+/** Why some servers are left out of the fleet's rates, naming them. */
+function notCounted(watches) {
+  const down = watches.filter((w) => w.status === "down").map((w) => w.address);
+  const measuring = watches.filter((w) => w.status !== "down" && w.rates === null).map((w) => w.address);
+  const parts = [];
+  if (down.length) parts.push(`Down: ${down.join(", ")}.`);
+  if (measuring.length) parts.push(`Measuring (one sample so far): ${measuring.join(", ")}.`);
+  return parts.join(" ");
 }

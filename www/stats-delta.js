@@ -147,6 +147,15 @@ export class RateHistory {
     });
   }
 
+  /** The time (ms) of the oldest point still kept, or undefined before the first one. */
+  oldest() {
+    let oldest;
+    for (const list of this.points.values()) {
+      if (list.length > 0 && (oldest === undefined || list[0].at < oldest)) oldest = list[0].at;
+    }
+    return oldest;
+  }
+
   /** The series names recorded so far, in the order they first appeared. */
   names() {
     return [...this.points.keys()];

@@ -9,6 +9,10 @@ import * as format from "./format.js";
 const SERVER_COLOURS = ["#1f6feb", "#e36209", "#2da44e", "#8250df", "#bf3989", "#0a7e8c", "#9a6700", "#6e7781"];
 const FLEET_COLOUR = "#1d2733";
 
+/** The shortest time axis: a page open for a few seconds spreads its few points across the
+ *  chart rather than squeezing them into the right edge of the full history window. */
+const MIN_WINDOW_MS = 10 * 1000;
+
 /** The name of the fleet's series in the history. */
 export const FLEET = "fleet";
 
@@ -22,7 +26,8 @@ export function drawTrafficCharts({ gets, sets, hits }, history, servers, now) {
     { name: FLEET, color: FLEET_COLOUR, emphasis: true, points: history.series(FLEET, field) },
     ...servers.map((address, i) => ({ name: address, color: serverColour(i), points: history.series(address, field) })),
   ];
-  const common = { now, windowMs: history.windowMs };
+  const kept = now - (history.oldest() ?? now);
+  const common = { now, windowMs: Math.min(history.windowMs, Math.max(MIN_WINDOW_MS, kept)) };
   drawLineChart(gets, { ...common, title: "Gets per second", series: seriesOf("getsPerSec"), format: format.rate });
   drawLineChart(sets, { ...common, title: "Sets per second", series: seriesOf("setsPerSec"), format: format.rate });
   drawLineChart(hits, { ...common, title: "Hit ratio", series: seriesOf("hitRatio"), yMax: 1, format: format.percent });

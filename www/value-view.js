@@ -41,19 +41,41 @@ export function hexDump(bytes, limit = HEX_DUMP_LIMIT) {
   return lines.join("\n");
 }
 
-/** JSON.stringify for decoded values: BigInts as numbers, bytes as hex, Maps as objects. */
-export function prettyJson(value) {
-  return JSON.stringify(
-    value,
-    (_key, v) => {
-      if (typeof v === "bigint") return v.toString();
-      if (v instanceof Uint8Array) return `bytes(${[...v].map((b) => b.toString(16).padStart(2, "0")).join("")})`;
-      if (v instanceof Map) return Object.fromEntries(v);
-      if (v instanceof Set) return [...v];
-      return v;
-    },
-    2,
-  );
+/** A row of scalars this short stays on one line, so a list of database rows (tuples) reads
+ *  as one row a line instead of one field a line. */
+const ONE_LINE_ARRAY = 72;
+
+function isScalar(v) {
+  return v === null || (typeof v !== "object" && typeof v !== "function") || v instanceof Uint8Array;
+}
+
+function scalarJson(v) {
+  if (typeof v === "bigint") return v.toString(); // a JSON number, exact however large
+  if (v instanceof Uint8Array) return JSON.stringify(`bytes(${[...v].map((b) => b.toString(16).padStart(2, "0")).join("")})`);
+  if (v === undefined) return "null";
+  return JSON.stringify(v);
+}
+
+/**
+ * JSON text for a decoded value, indented by two spaces: BigInts as exact numbers, bytes as
+ * `"bytes(hex)"`, Maps as objects, Sets as arrays, short arrays of scalars on one line.
+ */
+export function prettyJson(value, indent = "") {
+  if (value instanceof Map) value = Object.fromEntries(value);
+  if (value instanceof Set) value = [...value];
+  if (isScalar(value)) return scalarJson(value);
+  const inner = indent + "  ";
+  if (Array.isArray(value)) {
+    if (value.length === 0) return "[]";
+    if (value.every(isScalar)) {
+      const line = `[${value.map(scalarJson).join(", ")}]`;
+      if (line.length <= ONE_LINE_ARRAY) return line;
+    }
+    return `[\n${value.map((v) => inner + prettyJson(v, inner)).join(",\n")}\n${indent}]`;
+  }
+  const entries = Object.entries(value);
+  if (entries.length === 0) return "{}";
+  return `{\n${entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${prettyJson(v, inner)}`).join(",\n")}\n${indent}}`;
 }
 
 /**

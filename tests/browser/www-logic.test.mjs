@@ -115,7 +115,12 @@ test("values are presented by kind", () => {
   assert.deepEqual(presentValue(42), { kind: "number", text: "42" });
   assert.deepEqual(presentValue(2n ** 70n), { kind: "number", text: "1180591620717411303424" });
   assert.equal(presentValue([["The Godfather", 1972]]).kind, "structured");
-  assert.equal(prettyJson({ n: 5n, b: new Uint8Array([1, 255]) }), '{\n  "n": "5",\n  "b": "bytes(01ff)"\n}');
+  assert.equal(prettyJson({ n: 2n ** 64n, b: new Uint8Array([1, 255]) }), '{\n  "n": 18446744073709551616,\n  "b": "bytes(01ff)"\n}');
+  assert.equal(prettyJson([["The Godfather", 1972, 9.2], { a: [] }]), '[\n  ["The Godfather", 1972, 9.2],\n  {\n    "a": []\n  }\n]');
+  assert.equal(prettyJson(new Map([["k", new Set([1])]])), '{\n  "k": [1]\n}');
+  const long = Array.from({ length: 30 }, (_, i) => i);
+  assert.deepEqual(JSON.parse(prettyJson(long)), long);
+  assert.ok(prettyJson(long).includes("\n"), "a long array is split over lines");
   const dump = presentValue(new Uint8Array([0x41, 0x00, 0xff]));
   assert.equal(dump.kind, "bytes");
   assert.equal(dump.text, "00000000  41 00 ff" + " ".repeat(39) + "  |A..|");
@@ -145,4 +150,19 @@ test("errors become advice keyed on their code", () => {
   assert.match(explain({ code: "BAD_KEY", message: "bad key" }).advice, /250 bytes/);
   assert.match(explain({ code: "BRIDGE_REFUSED", message: "read-only bridge refuses set" }).advice, /--read-only/);
   assert.match(explain({ code: "BRIDGE_REFUSED", message: "origin not allowed" }, { origin: "http://x" }).advice, /--allow-origin http:\/\/x/);
+});
+
+test("the chart's time labels read as minutes and seconds", async () => {
+  const { timeAgo } = await import("../../www/line-chart.js");
+  assert.equal(timeAgo(30_000), "30 s");
+  assert.equal(timeAgo(600_000), "10 min");
+  assert.equal(timeAgo(90_000), "1.5 min");
+});
+
+test("the history knows its oldest point", () => {
+  const h = new RateHistory(60_000);
+  assert.equal(h.oldest(), undefined);
+  h.record("a", 5_000, null);
+  h.record("b", 3_000, null);
+  assert.equal(h.oldest(), 3_000);
 });

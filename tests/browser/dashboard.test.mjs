@@ -1,0 +1,242 @@
+// The dashboard in a real browser (Debian's chromium, headless, through playwright-core)
+// against a real memcache-bridge and two real memcached servers started here: the overview,
+// setting, reading and deleting keys, a value python-memcached pickled, the key browser, a
+// read-only bridge, and a server stopped and restarted while the page watches.
+//
+// Needs: the bridge's release build (see fleet.mjs) and www/vendor (scripts/build-www.sh).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, mkdir, rm, copyFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+import {
+  ROOT, startMemcached, startBridge, seedWithPython, pythonGet, rawGet, generateTraffic, stop, stopAll,
+} from "./fleet.mjs";
+
+/** How long the page may take to show a change: a few of its 2 s refreshes, plus the
+ *  client's 3 s request timeout for a server that stopped answering. */
+const UI_TIMEOUT_MS = 15_000;
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+const ARTIFACTS = path.join(ROOT, "tests", "artifacts");
+
+let servers;
+let bridge;
+let readOnlyBridge;
+let seeded;
+let browser;
+let userDataDir;
+let page;
+/** Uncaught exceptions in the page: every failure must reach the person, not only the console. */
+const pageErrors = [];
+
+before(async () => {
+  assert.ok(
+    existsSync(path.join(ROOT, "www", "vendor", "memcache-wasm", "js", "browser.js")),
+    "www/vendor/memcache-wasm is missing: run scripts/build-wasm.sh and scripts/build-www.sh",
+  );
+  servers = [await startMemcached(), await startMemcached()];
+  const addresses = servers.map((s) => s.address);
+  seeded = await seedWithPython(addresses);
+  bridge = await startBridge(addresses);
+  readOnlyBridge = await startBridge(addresses, ["--read-only"]);
+  userDataDir = await mkdtemp(path.join(os.tmpdir(), "dashboard-chromium-"));
+  browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    viewport: DESKTOP,
+  });
+  page = browser.pages()[0] ?? (await browser.newPage());
+  page.on("pageerror", (error) => pageErrors.push(String(error)));
+  await page.goto(bridge.url);
+});
+
+after(async () => {
+  await browser?.close();
+  await stopAll();
+  if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
+});
+
+/** A server's card; with `status`, only while it shows that status ("up", "down"). */
+const card = (p, address, status) =>
+  p.locator(`article.server[data-server="${address}"]${status ? `[data-status="${status}"]` : ""}`);
+
+async function lookUp(p, key) {
+  await p.fill("#key-input", key);
+  await p.click("#lookup-button");
+}
+
+test("the overview shows both servers' stats, rates and charts", async () => {
+  const version = execFileSync("memcached", ["-V"]).toString().trim().split(" ")[1];
+  for (const server of servers) {
+    const c = card(page, server.address, "up");
+    await c.waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await c.locator('[data-stat="version"]').textContent(), version);
+    const items = Number((await c.locator('[data-stat="items"]').textContent()).replace(/,/g, ""));
+    const seededHere = Object.values(seeded).filter((a) => a === server.address).length;
+    assert.ok(items >= seededHere, `${server.address} shows ${items} items, python-memcached stored ${seededHere} there`);
+    assert.match(await c.locator('[data-stat="memory"]').textContent(), /of 64 MiB/);
+  }
+  assert.equal(await page.locator('[data-figure="servers-up"] .figure-value').textContent(), "2 of 2");
+
+  // Real traffic, so the rates and charts have something to show.
+  await generateTraffic(servers.map((s) => s.port), { durationMs: 7_000, maxRounds: 200 });
+  const gets = card(page, servers[0].address).locator('[data-stat="gets"]');
+  await page.waitForFunction(
+    (el) => /^[\d.]+k?\/s$/.test(el.textContent) && el.textContent !== "0/s",
+    await gets.elementHandle(),
+    { timeout: UI_TIMEOUT_MS },
+  );
+  assert.match(await page.locator('[data-figure="gets"] .figure-value').textContent(), /\/s$/);
+  for (const chart of ["#chart-gets", "#chart-sets", "#chart-hits"]) {
+    assert.ok(await page.locator(`${chart} path[data-series="fleet"]`).count(), `${chart} draws the fleet's line`);
+    for (const server of servers) {
+      assert.ok(await page.locator(`${chart} path[data-series="${server.address}"]`).count(), `${chart} draws ${server.address}`);
+    }
+  }
+
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-desktop.png") });
+  await mkdir(path.join(ROOT, "docs"), { recursive: true });
+  await copyFile(path.join(ARTIFACTS, "dashboard-desktop.png"), path.join(ROOT, "docs", "dashboard.png"));
+  const phone = await browser.newPage();
+  await phone.setViewportSize(PHONE);
+  await phone.goto(bridge.url);
+  await card(phone, servers[1].address, "up").waitFor({ timeout: UI_TIMEOUT_MS });
+  const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= PHONE.width, `the page fits a phone's width (scrollWidth ${width})`);
+  await phone.screenshot({ path: path.join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });
+  await phone.close();
+});
+
+test("a key set in the page reads back, in the page and in python-memcached", async () => {
+  const key = "dashboard:greeting";
+  const value = "hello from the browser ✓";
+  await page.fill("#key-input", key);
+  await page.fill("#value-input", value);
+  await page.selectOption("#format-input", "text");
+  await page.fill("#expiry-input", "300");
+  await page.click("#set-button");
+  await page.locator('#key-status [data-outcome="ok"]', { hasText: "Stored" }).waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.equal(await page.locator('[data-item="value"]').textContent(), value);
+  assert.match(await page.locator('[data-item="flags"]').textContent(), /^16 \(text/);
+
+  // Read it back in the page after clearing the result, then outside the browser.
+  await page.fill("#value-input", "");
+  await lookUp(page, key);
+  await page.locator('[data-item="value"]', { hasText: value }).waitFor({ timeout: UI_TIMEOUT_MS });
+  const holder = await page.locator('[data-item="server"]').textContent();
+  assert.equal(holder, pythonServerFor(key), "the page names the server python-memcached would use");
+  const raw = await rawGet(servers.find((s) => s.address === holder).port, key);
+  assert.equal(raw.value.toString("utf8"), value);
+  assert.equal(await pythonGet(servers.map((s) => s.address), key), `'${value}'`);
+
+  // JSON is stored serialized and shown pretty-printed.
+  await page.fill("#key-input", "dashboard:settings");
+  await page.selectOption("#format-input", "json");
+  await page.fill("#value-input", '{"theme":"dark","limits":[1,2]}');
+  await page.click("#set-button");
+  await page.locator('#key-status [data-outcome="ok"]', { hasText: "Stored" }).waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.equal(await page.locator('[data-item="value"]').textContent(), '{\n  "theme": "dark",\n  "limits": [1, 2]\n}');
+
+  // A counter python-memcached stored goes up by the amount asked.
+  await page.fill("#key-input", "counter:visits");
+  await page.fill("#delta-input", "5");
+  await page.click("#incr-button");
+  await page.locator('#key-status [data-outcome="ok"]', { hasText: "is now 46" }).waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.equal(await pythonGet(servers.map((s) => s.address), "counter:visits"), "46");
+});
+
+/** The server python-memcached's hashing picks for `key`, asked of python-memcached itself. */
+function pythonServerFor(key) {
+  const python = process.env.MEMCACHE_WASM_PYTHON ?? path.join(ROOT, ".venv", "bin", "python");
+  const script = "import sys, memcache; s, _ = memcache.Client(sys.argv[2:])._get_server(sys.argv[1].encode()); print('%s:%d' % s.address)";
+  return execFileSync(python, ["-c", script, key, ...servers.map((s) => s.address)]).toString().trim();
+}
+
+test("top5films, pickled by python-memcached, is shown decoded", async () => {
+  await lookUp(page, "top5films");
+  const value = page.locator('[data-item="value"]');
+  await value.waitFor({ timeout: UI_TIMEOUT_MS });
+  const text = await value.textContent();
+  const rows = JSON.parse(text);
+  assert.deepEqual(rows[1], ["The Godfather", 1972, 9.2]);
+  assert.equal(rows.length, 5);
+  assert.match(await page.locator('[data-item="flags"]').textContent(), /^1 \(serialized\)/);
+  assert.equal(await page.locator('[data-item="server"]').textContent(), seeded.top5films);
+});
+
+test("delete removes the key from memcached", async () => {
+  const key = "dashboard:greeting";
+  await page.fill("#key-input", key);
+  await page.click("#delete-button");
+  await page.locator('#key-status [data-outcome="ok"]', { hasText: `Deleted "${key}"` }).waitFor({ timeout: UI_TIMEOUT_MS });
+  await page.locator('[data-outcome="miss"]').waitFor({ timeout: UI_TIMEOUT_MS });
+  for (const server of servers) assert.equal(await rawGet(server.port, key), undefined);
+
+  // Deleting again says there was nothing to delete, in words.
+  await page.click("#delete-button");
+  await page.locator('#key-status [data-outcome="ok"]', { hasText: "no item" }).waitFor({ timeout: UI_TIMEOUT_MS });
+});
+
+test("a bad key is explained in the page", async () => {
+  await lookUp(page, "two words");
+  const problem = page.locator('#key-status [data-outcome="error"]');
+  await problem.waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.match(await problem.textContent(), /cannot be used.*no spaces or control characters/s);
+});
+
+test("the key browser lists keys by prefix, a page at a time, and opens one", async () => {
+  const server = seeded["user:001"];
+  const userKeysThere = Object.entries(seeded).filter(([k, a]) => k.startsWith("user:") && a === server).map(([k]) => k).sort();
+  await page.selectOption("#browser-server", server);
+  await page.fill("#browser-prefix", "user:");
+  await page.click("#browser-load");
+  await page.locator("#browser-status", { hasText: `${userKeysThere.length} of` }).waitFor({ timeout: UI_TIMEOUT_MS });
+  const listed = await page.locator("#browser-table tbody td.key").allTextContents();
+  assert.deepEqual(listed, userKeysThere.slice(0, 25));
+  await page.locator("#browser-table tbody button", { hasText: "user:001" }).click();
+  await page.locator('[data-item="value"]', { hasText: '"name": "user 1"' }).waitFor({ timeout: UI_TIMEOUT_MS });
+});
+
+test("a read-only bridge hides the writes and says why", async () => {
+  const ro = await browser.newPage();
+  try {
+    await ro.goto(readOnlyBridge.url);
+    await ro.locator("#read-only-note", { hasText: "read-only" }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await ro.locator("#write-form").isVisible(), false);
+    assert.equal(await ro.locator("#set-button").isVisible(), false);
+    assert.equal(await ro.locator("#delete-button").isVisible(), false);
+    assert.match(await ro.locator("#read-only-note").textContent(), /without --read-only/);
+    // Reads still work through it.
+    await lookUp(ro, "top5films");
+    await ro.locator('[data-item="value"]', { hasText: "The Godfather" }).waitFor({ timeout: UI_TIMEOUT_MS });
+  } finally {
+    await ro.close();
+  }
+});
+
+test("a server stopped during the test shows as down with the reason, then comes back", async () => {
+  const victim = servers[1];
+  await stop(victim.process);
+  const down = card(page, victim.address, "down");
+  await down.waitFor({ timeout: UI_TIMEOUT_MS });
+  const reason = await down.locator(".reason").textContent();
+  assert.match(reason, new RegExp(`Cannot reach memcached at ${victim.address.replace(/\./g, "\\.")}`));
+  assert.equal(await page.locator('[data-figure="servers-up"] .figure-value').textContent(), "1 of 2");
+  assert.equal(await card(page, servers[0].address).getAttribute("data-status"), "up");
+  await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-server-down.png") });
+
+  servers[1] = await startMemcached(victim.port);
+  await card(page, victim.address, "up").waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.equal(await page.locator('[data-figure="servers-up"] .figure-value').textContent(), "2 of 2");
+});
+
+test("no exception escaped the page's handlers", () => {
+  assert.deepEqual(pageErrors, []);
+});
