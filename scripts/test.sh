@@ -16,3 +16,9 @@ cargo clippy -q --workspace --all-targets -- -D warnings
 stage "rust: unit, property and integration tests (core, interop with python-memcached, bridge)"
 export MEMCACHE_WASM_PYTHON="$PWD/.venv/bin/python"
 cargo test -q --workspace
+
+stage "browser: the dashboard in headless chromium against a real bridge and memcached"
+cargo build -q --release -p memcache-bridge
+scripts/build-wasm.sh
+scripts/build-www.sh
+node --test tests/browser/
