@@ -107,18 +107,27 @@ pub fn raw_get(addr: SocketAddr, key: &[u8]) -> Option<(u32, Vec<u8>)> {
     request.extend_from_slice(b"\r\n");
     stream.write_all(&request).unwrap();
     let mut reader = BufReader::new(stream);
-    let mut header = String::new();
-    reader.read_line(&mut header).unwrap();
-    if header == "END\r\n" {
+    // The VALUE line repeats the key, which need not be UTF-8.
+    let mut header = Vec::new();
+    reader.read_until(b'\n', &mut header).unwrap();
+    if header == b"END\r\n" {
         return None;
     }
-    let parts: Vec<&str> = header.trim_end().split(' ').collect();
+    let header = header.strip_suffix(b"\r\n").expect("a whole line");
+    let parts: Vec<&[u8]> = header.split(|&b| b == b' ').collect();
     assert!(
-        parts.len() == 4 && parts[0] == "VALUE",
-        "unexpected reply {header:?}"
+        parts.len() == 4 && parts[0] == b"VALUE" && parts[1] == key,
+        "unexpected reply {:?}",
+        String::from_utf8_lossy(header)
     );
-    let flags: u32 = parts[2].parse().unwrap();
-    let len: usize = parts[3].parse().unwrap();
+    let number = |field: &[u8]| {
+        std::str::from_utf8(field)
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let flags = number(parts[2]) as u32;
+    let len = number(parts[3]);
     let mut data = vec![0u8; len + 2];
     reader.read_exact(&mut data).unwrap();
     assert_eq!(&data[len..], b"\r\n");
