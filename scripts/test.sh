@@ -22,3 +22,7 @@ cargo build -q --release -p memcache-bridge
 scripts/build-wasm.sh
 scripts/build-www.sh
 node --test tests/browser/
+
+stage "node: the npm package memcache-wasm end to end (TCP, bridge, python-memcached interop, npm pack)"
+scripts/build-wasm.sh
+node --test tests/node/

@@ -5,9 +5,11 @@
 //! code runs under `cargo test`, in Node and in browsers. Only `binding` knows about
 //! JavaScript.
 
+pub mod binding;
 pub mod codec;
 pub mod connection;
 pub mod distribution;
+pub mod engine;
 pub mod error;
 pub mod keys;
 pub mod request;

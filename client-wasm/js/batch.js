@@ -1,0 +1,124 @@
+// The JavaScript half of the engine's binary formats (specified at the top of
+// client-wasm/src/engine.rs): BatchWriter encodes the operations of one tick into one
+// reused buffer for Engine.submit, ResultReader walks what submit and receive return.
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder("utf-8", { fatal: false });
+
+/** Starting size of the reused batch buffer; it doubles when a batch needs more. */
+const INITIAL_BATCH_BYTES = 64 * 1024;
+
+export const Op = Object.freeze({
+  GET: 1, GETS: 2, GET_MULTI: 3,
+  SET: 4, ADD: 5, REPLACE: 6, APPEND: 7, PREPEND: 8, CAS: 9, SET_MULTI: 10,
+  DELETE: 11, DELETE_MULTI: 12, INCR: 13, DECR: 14, TOUCH: 15,
+  FLUSH_ALL: 16, STATS: 17, VERSION: 18,
+});
+
+/** Bit in an op's flags byte: every key of the op is preceded by an explicit u32 server hash. */
+export const OP_HASHED = 1;
+
+export const ValueKind = Object.freeze({ BYTES: 0, TEXT: 1, INT: 2, LONG: 3, JSON: 4, SERIALIZED: 5 });
+
+export const Status = Object.freeze({ QUEUED: 0, FAILED: 1 });
+
+export const Record = Object.freeze({
+  MISS: 0, VALUE: 1, CAS_VALUE: 2, TRUE: 3, FALSE: 4, NUMBER: 5,
+  VALUES: 6, KEYS: 7, STATS: 8, TEXT: 9, ERROR: 10,
+});
+
+/** The record id the engine uses for "this connection is broken" after a protocol error. */
+export const CONNECTION_BROKEN_ID = 0xffffffff;
+
+export class BatchWriter {
+  constructor() {
+    this.bytes = new Uint8Array(INITIAL_BATCH_BYTES);
+    this.view = new DataView(this.bytes.buffer);
+    this.length = 0;
+  }
+
+  reset() { this.length = 0; }
+
+  /** The encoded batch (a view of the reused buffer: valid until the next reset). */
+  finish() { return this.bytes.subarray(0, this.length); }
+
+  reserve(n) {
+    const need = this.length + n;
+    if (need <= this.bytes.length) return;
+    let size = this.bytes.length * 2;
+    while (size < need) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.bytes.subarray(0, this.length));
+    this.bytes = grown;
+    this.view = new DataView(grown.buffer);
+  }
+
+  u8(v) { this.reserve(1); this.bytes[this.length++] = v; }
+  u16(v) { this.reserve(2); this.view.setUint16(this.length, v, true); this.length += 2; }
+  u32(v) { this.reserve(4); this.view.setUint32(this.length, v, true); this.length += 4; }
+  f64(v) { this.reserve(8); this.view.setFloat64(this.length, v, true); this.length += 8; }
+  u64(v) { this.reserve(8); this.view.setBigUint64(this.length, v, true); this.length += 8; }
+
+  /** A string as u32 length + UTF-8, encoded straight into the buffer. */
+  str(s) {
+    const n = s.length;
+    this.reserve(4 + n * 3);
+    const start = this.length + 4;
+    let i = 0;
+    // Keys are mostly short ASCII: a plain loop beats encodeInto's call overhead there.
+    if (n <= 64) {
+      const out = this.bytes;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        out[start + i] = c;
+      }
+    }
+    let written = i;
+    if (i < n) written += textEncoder.encodeInto(i === 0 ? s : s.slice(i), this.bytes.subarray(start + i)).written;
+    this.view.setUint32(this.length, written, true);
+    this.length = start + written;
+  }
+
+  /** Raw bytes as u32 length + bytes. */
+  bytesField(b) {
+    this.reserve(4 + b.length);
+    this.view.setUint32(this.length, b.length, true);
+    this.bytes.set(b, this.length + 4);
+    this.length += 4 + b.length;
+  }
+
+  /** The start of an op: opcode, id, flags. */
+  op(opcode, id, flags) {
+    this.reserve(6);
+    const at = this.length;
+    this.bytes[at] = opcode;
+    this.view.setUint32(at + 1, id, true);
+    this.bytes[at + 5] = flags;
+    this.length = at + 6;
+  }
+}
+
+/** Walks a buffer the engine returned. */
+export class ResultReader {
+  constructor(bytes) {
+    this.bytes = bytes;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.at = 0;
+  }
+  get done() { return this.at >= this.bytes.length; }
+  u8() { return this.bytes[this.at++]; }
+  u16() { const v = this.view.getUint16(this.at, true); this.at += 2; return v; }
+  u32() { const v = this.view.getUint32(this.at, true); this.at += 4; return v; }
+  u64() { const v = this.view.getBigUint64(this.at, true); this.at += 8; return v; }
+  /** The next u32-length-prefixed field as a view into the buffer (no copy). */
+  field() {
+    const n = this.u32();
+    const start = this.at;
+    this.at += n;
+    return this.bytes.subarray(start, start + n);
+  }
+  text() { return textDecoder.decode(this.field()); }
+}
+
+export function decodeText(bytes) { return textDecoder.decode(bytes); }

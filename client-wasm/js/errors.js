@@ -1,0 +1,83 @@
+// The errors the client rejects with: one MemcacheError class per failure kind, each with
+// a stable `code` string (documented in README.md). The codes BAD_KEY .. BAD_ARGUMENT are
+// the core's `Error::code()`; the others come from the JavaScript layer (sockets, timers).
+
+export class MemcacheError extends Error {
+  constructor(code, message, details) {
+    super(message);
+    this.name = "MemcacheError";
+    this.code = code;
+    if (details !== undefined) Object.assign(this, details);
+  }
+}
+
+/** A key broke python-memcached's key rules (empty, over 250 bytes, space or control character). */
+export class BadKeyError extends MemcacheError {
+  constructor(message, details) { super("BAD_KEY", message, details); this.name = "BadKeyError"; }
+}
+/** A value is larger than `maxValueSize` (after compression). */
+export class ValueTooLargeError extends MemcacheError {
+  constructor(message, details) { super("VALUE_TOO_LARGE", message, details); this.name = "ValueTooLargeError"; }
+}
+/** A value cannot be serialized (a function, a symbol, undefined, a cycle, ...). */
+export class NotSerializableError extends MemcacheError {
+  constructor(message, details) { super("NOT_SERIALIZABLE", message, details); this.name = "NotSerializableError"; }
+}
+/** A stored value cannot be decoded according to its flags. */
+export class DecodeError extends MemcacheError {
+  constructor(message, details) { super("DECODE_ERROR", message, details); this.name = "DecodeError"; }
+}
+/** The server sent bytes that are not the memcached text protocol; the connection was dropped. */
+export class ProtocolError extends MemcacheError {
+  constructor(message, details) { super("PROTOCOL_ERROR", message, details); this.name = "ProtocolError"; }
+}
+/** memcached answered ERROR: it does not know the command. */
+export class UnknownCommandError extends MemcacheError {
+  constructor(message, details) { super("UNKNOWN_COMMAND", message, details); this.name = "UnknownCommandError"; }
+}
+/** memcached answered CLIENT_ERROR with its text. */
+export class ClientError extends MemcacheError {
+  constructor(message, details) { super("CLIENT_ERROR", message, details); this.name = "ClientError"; }
+}
+/** memcached answered SERVER_ERROR with its text (out of memory, object too large, ...). */
+export class ServerError extends MemcacheError {
+  constructor(message, details) { super("SERVER_ERROR", message, details); this.name = "ServerError"; }
+}
+/** No live server is left for the key (all dead, or `failover` is off and its server is dead). */
+export class NoServerError extends MemcacheError {
+  constructor(message, details) { super("NO_SERVER", message, details); this.name = "NoServerError"; }
+}
+/** An argument has the wrong type or range. */
+export class BadArgumentError extends MemcacheError {
+  constructor(message, details) { super("BAD_ARGUMENT", message, details); this.name = "BadArgumentError"; }
+}
+/** The connection to a server failed or broke; `server` names it. */
+export class ConnectionError extends MemcacheError {
+  constructor(message, details) { super("CONNECTION_ERROR", message, details); this.name = "ConnectionError"; }
+}
+/** A request got no answer within `timeout` ms; the connection was dropped. */
+export class TimeoutError extends MemcacheError {
+  constructor(message, details) { super("TIMEOUT", message, details); this.name = "TimeoutError"; }
+}
+/** The bridge refused the WebSocket (close code 1008); `reason` is its close reason. */
+export class BridgeRefusedError extends MemcacheError {
+  constructor(message, details) { super("BRIDGE_REFUSED", message, details); this.name = "BridgeRefusedError"; }
+}
+/** The client was closed; requests pending on it, or made after, reject with this. */
+export class ClosedError extends MemcacheError {
+  constructor(message, details) { super("CLOSED", message, details); this.name = "ClosedError"; }
+}
+
+/** The core's error codes, in the order of the numeric codes the engine writes (see engine.rs). */
+export const CORE_ERROR_CLASSES = [
+  BadKeyError,
+  ValueTooLargeError,
+  NotSerializableError,
+  DecodeError,
+  ProtocolError,
+  UnknownCommandError,
+  ClientError,
+  ServerError,
+  NoServerError,
+  BadArgumentError,
+];

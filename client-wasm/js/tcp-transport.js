@@ -1,0 +1,50 @@
+// Node TCP transport: one socket per memcached server, Nagle off so a batch leaves at
+// once. It only moves bytes; the sink (the client's per-server state) gets `received(chunk)`
+// and `failed(error)`, and every request-level decision stays in the client and the engine.
+import net from "node:net";
+import { ConnectionError } from "./errors.js";
+
+/** memcached's well-known port, used when an address names none (as python-memcached). */
+const DEFAULT_PORT = 11211;
+
+/** "host:port", "[v6]:port", "inet:host:port", "inet6:[v6]:port" or "unix:/path" to net options. */
+export function parseAddress(address) {
+  let m = /^unix:(.+)$/.exec(address);
+  if (m) return { path: m[1] };
+  m = /^(?:inet6:)?\[([^\]]+)\](?::(\d+))?$/.exec(address);
+  if (m) return { host: m[1], port: m[2] ? Number(m[2]) : DEFAULT_PORT };
+  m = /^(?:inet:)?([^:]+)(?::(\d+))?$/.exec(address);
+  if (m) return { host: m[1], port: m[2] ? Number(m[2]) : DEFAULT_PORT };
+  throw new ConnectionError(`cannot parse server address ${JSON.stringify(address)}`, { server: address });
+}
+
+export class TcpTransport {
+  constructor(address, sink) {
+    this.address = address;
+    this.sink = sink;
+    this.closed = false;
+    this.socket = net.connect(parseAddress(address));
+    this.socket.setNoDelay(true);
+    this.socket.on("data", (chunk) => this.sink.received(chunk));
+    this.socket.on("error", (err) => this.fail(`connection to ${address} failed: ${err.code ?? err.message}`, err));
+    this.socket.on("close", () => this.fail(`connection to ${address} closed`));
+  }
+
+  write(bytes) { this.socket.write(bytes); }
+
+  /** While requests are pending the socket keeps Node alive; idle, it lets a script exit. */
+  setBusy(busy) { if (busy) this.socket.ref(); else this.socket.unref(); }
+
+  fail(message, cause) {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    this.sink.failed(new ConnectionError(message, { server: this.address, cause }));
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+  }
+}

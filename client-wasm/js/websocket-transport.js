@@ -1,0 +1,82 @@
+// WebSocket transport through a memcache-bridge: one WebSocket per memcached server,
+// binary frames carrying the raw memcached bytes both ways. Works with the browser's
+// WebSocket and with the `ws` package in Node (the entry point passes the constructor).
+import { BridgeRefusedError, ConnectionError } from "./errors.js";
+
+/** The close code the bridge uses when it refuses a connection (policy violation). */
+const CLOSE_POLICY_VIOLATION = 1008;
+
+/** The WebSocket URL of one upstream server behind a bridge. */
+export function bridgeUrl(bridge, address) {
+  return `${bridge.replace(/\/+$/, "")}/memcached/${encodeURIComponent(address).replace(/%3A/gi, ":")}`;
+}
+
+export class WebSocketTransport {
+  /**
+   * @param {string} address  the memcached server the bridge relays to ("host:port")
+   * @param {object} sink     gets `received(Uint8Array)` and `failed(MemcacheError)`
+   * @param {object} options  { bridge, token, WebSocket, isNodeWs }
+   */
+  constructor(address, sink, { bridge, token, WebSocket, isNodeWs }) {
+    this.address = address;
+    this.sink = sink;
+    this.closed = false;
+    this.open = false;
+    this.queued = [];
+    this.url = bridgeUrl(bridge, address);
+    let socket;
+    if (token !== undefined && isNodeWs) {
+      // Scripts send the token as a header; it never appears in URLs or logs.
+      socket = new WebSocket(this.url, { headers: { Authorization: `Bearer ${token}` } });
+    } else if (token !== undefined) {
+      // Browsers cannot set headers on a WebSocket: the token rides as a subprotocol entry.
+      socket = new WebSocket(this.url, ["memcache-bridge", `token.${token}`]);
+    } else {
+      socket = new WebSocket(this.url);
+    }
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    socket.onopen = () => {
+      this.open = true;
+      for (const bytes of this.queued) socket.send(bytes);
+      this.queued = [];
+    };
+    socket.onmessage = (event) => {
+      const data = event.data;
+      this.sink.received(data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    };
+    socket.onerror = () => {
+      // The close event that follows carries the code and reason; report from there.
+    };
+    socket.onclose = (event) => {
+      if (event.code === CLOSE_POLICY_VIOLATION) {
+        this.fail(new BridgeRefusedError(`bridge refused the connection to ${address}: ${event.reason || "no reason given"}`,
+          { server: address, reason: event.reason, closeCode: event.code }));
+      } else {
+        const why = event.reason ? `: ${event.reason}` : "";
+        this.fail(new ConnectionError(`bridge connection to ${address} closed (code ${event.code})${why}`,
+          { server: address, reason: event.reason, closeCode: event.code }));
+      }
+    };
+  }
+
+  write(bytes) {
+    if (this.open) this.socket.send(bytes);
+    else this.queued.push(bytes.slice());
+  }
+
+  setBusy() {}
+
+  fail(error) {
+    if (this.closed) return;
+    this.closed = true;
+    try { this.socket.close(); } catch { /* already closing */ }
+    this.sink.failed(error);
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    try { this.socket.close(); } catch { /* already closing */ }
+  }
+}

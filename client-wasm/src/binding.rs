@@ -1,0 +1,133 @@
+//! The `#[wasm_bindgen]` surface: converts the JavaScript options into an
+//! [`EngineConfig`] and passes batches and chunks through to [`crate::engine::Engine`].
+//! No logic lives here; errors cross as `Error` objects whose message is `CODE: text`.
+
+use wasm_bindgen::prelude::*;
+
+use crate::codec::{CodecOptions, Serializer};
+use crate::distribution::HashFunction;
+use crate::engine::{self, DistributionKind, EngineConfig};
+use crate::error::Error;
+
+/// python-memcached reads pickles of protocols 0-5; 2 is the newest that Python 2 reads
+/// too, and the one the pickle serializer writes.
+const PICKLE_PROTOCOL: u8 = 2;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The caller's hash function, called here only for python-memcached's re-hash past a
+    /// dead server (JavaScript hashes every key itself before a batch crosses).
+    #[wasm_bindgen(typescript_type = "(key: string) => number")]
+    pub type HashCallback;
+
+    #[wasm_bindgen(method, js_name = call)]
+    fn call(this: &HashCallback, this_arg: &JsValue, key: &str) -> u32;
+}
+
+fn to_js(error: Error) -> JsError {
+    JsError::new(&format!("{}: {}", error.code(), error))
+}
+
+#[wasm_bindgen]
+pub struct Engine {
+    inner: engine::Engine,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// `distribution`: "modula" | "ketama"; `hash`: "crc32" | "crc32-old" | "custom" (then
+    /// `rehash` is the caller's function); `serializer`: "json" | "pickle" | "custom".
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        addresses: Vec<String>,
+        weights: Vec<u32>,
+        distribution: &str,
+        hash: &str,
+        serializer: &str,
+        min_compress_len: u32,
+        max_value_size: u32,
+        failover: bool,
+        rehash: Option<HashCallback>,
+    ) -> Result<Engine, JsError> {
+        if addresses.len() != weights.len() {
+            return Err(to_js(Error::BadArgument("one weight per server".into())));
+        }
+        let distribution = match distribution {
+            "modula" => DistributionKind::Modula,
+            "ketama" => DistributionKind::Ketama,
+            other => {
+                return Err(to_js(Error::BadArgument(format!(
+                    "unknown distribution {other:?}"
+                ))))
+            }
+        };
+        let (hash, caller_hashes) = match (hash, rehash) {
+            ("crc32", _) => (HashFunction::Cmemcache, false),
+            ("crc32-old", _) => (HashFunction::Crc32, false),
+            ("custom", Some(callback)) => (
+                HashFunction::Custom(Box::new(move |key: &[u8]| {
+                    callback.call(&JsValue::UNDEFINED, &String::from_utf8_lossy(key))
+                })),
+                true,
+            ),
+            (other, _) => {
+                return Err(to_js(Error::BadArgument(format!(
+                    "unknown hash function {other:?}"
+                ))))
+            }
+        };
+        let serializer = match serializer {
+            "json" => Serializer::Json,
+            "pickle" => Serializer::Pickle {
+                protocol: PICKLE_PROTOCOL,
+            },
+            "custom" => Serializer::Custom,
+            other => {
+                return Err(to_js(Error::BadArgument(format!(
+                    "unknown serializer {other:?}"
+                ))))
+            }
+        };
+        let config = EngineConfig {
+            servers: addresses.into_iter().zip(weights).collect(),
+            distribution,
+            hash,
+            caller_hashes,
+            codec: CodecOptions {
+                serializer,
+                min_compress_len: min_compress_len as usize,
+                max_value_size: max_value_size as usize,
+                ..CodecOptions::default()
+            },
+            failover,
+        };
+        engine::Engine::new(config)
+            .map(|inner| Engine { inner })
+            .map_err(to_js)
+    }
+
+    /// One batch of ops in, the submit result out (formats: engine.rs).
+    pub fn submit(&mut self, batch: &[u8]) -> Result<Vec<u8>, JsError> {
+        self.inner.submit(batch).map_err(to_js)
+    }
+
+    /// Bytes from server `server` in, the records of the replies they completed out.
+    pub fn receive(&mut self, server: u32, chunk: &[u8]) -> Result<Vec<u8>, JsError> {
+        self.inner.receive(server as usize, chunk).map_err(to_js)
+    }
+
+    #[wasm_bindgen(js_name = markDead)]
+    pub fn mark_dead(&mut self, server: u32) {
+        self.inner.mark_dead(server as usize);
+    }
+
+    #[wasm_bindgen(js_name = markAlive)]
+    pub fn mark_alive(&mut self, server: u32) {
+        self.inner.mark_alive(server as usize);
+    }
+
+    pub fn reset(&mut self, server: u32) {
+        self.inner.reset(server as usize);
+    }
+}

@@ -1,0 +1,1114 @@
+//! The engine behind the JavaScript Client: the servers with their connection state, the
+//! distribution and the codec, driven through two compact binary formats so that one
+//! tick of calls crosses into wasm once (`submit`) and each received chunk once (`receive`).
+//!
+//! All integers are little-endian; `str` is a u32 byte length and the bytes.
+//!
+//! **Batch** (JavaScript to `submit`): ops until the end of the buffer.
+//! ```text
+//! op    = opcode:u8 id:u32 opflags:u8 body      opflags bit 0 (HASHED): every `key` below
+//! key   = [hash:u32 if HASHED] str                 carries the caller's server hash
+//! value = kind:u8 str    kind: 0 bytes, 1 text (UTF-8), 2 int (8 bytes: f64 holding a safe
+//!                        integer), 3 long (decimal ASCII), 4 JSON text (stored as JSON or,
+//!                        with the pickle serializer, as a pickle), 5 a caller's serialized bytes
+//!  1 GET key    2 GETS key    11 DELETE key    15 TOUCH key expiry:u32
+//!  3 GET_MULTI  12 DELETE_MULTI          prefix:str count:u32 key*count
+//!  4 SET 5 ADD 6 REPLACE 7 APPEND 8 PREPEND  key expiry:u32 min_compress_len:u32 value
+//!  9 CAS        key expiry:u32 min_compress_len:u32 cas:u64 value
+//! 10 SET_MULTI  prefix:str expiry:u32 min_compress_len:u32 count:u32 (key value)*count
+//! 13 INCR 14 DECR  key delta:u64
+//! 16 FLUSH_ALL delay:u32    17 STATS args:str (empty: none)    18 VERSION   (every live server)
+//! ```
+//! Keys of multi ops are given without the prefix; hashes are of the full key.
+//!
+//! **Submit result**: for each op in batch order `id:u32 status:u8`, then status 0 (QUEUED)
+//! `n:u16 server:u16*n` (the op owes one record from each of these servers, in each
+//! server's FIFO order; n may be 0, e.g. an empty multi-get) or status 1 (FAILED)
+//! `code:u8 message:str` (nothing was sent for the op). Then, until the end, the writes:
+//! `server:u16 bytes:str`, one per server with bytes to send.
+//!
+//! **Receive result**: records until the end, `id:u32 record:u8 body`, one per (op, server)
+//! in the order the ops were queued on that server:
+//! ```text
+//!  0 MISS                   get/gets miss, incr/decr on a missing key
+//!  1 VALUE kind:u8 str      3 TRUE    4 FALSE    (stored, deleted, touched, flushed / not)
+//!  2 CAS_VALUE cas:u64 kind:u8 str               5 NUMBER digits:str (incr/decr)
+//!  6 VALUES count:u32 (index:u32 kind:u8 str)*count   a multi-get part; index into the op's keys
+//!  7 KEYS count:u32 index:u32*count   set_multi: keys not stored; delete_multi: keys failed
+//!  8 STATS count:u32 (name:str value:str)*count        9 TEXT str (version)
+//! 10 ERROR code:u8 message:str        this op failed on this server (memcached's error text)
+//! ```
+//! Value kinds read back: 0 bytes, 1 text, 2 int (decimal ASCII), 3 long (decimal ASCII),
+//! 4 JSON text (JSON values and pickles), 5 serialized bytes for the caller's deserializer.
+//! A record with id 0xFFFFFFFF is `code:u8 message:str` after ERROR: the connection broke
+//! (malformed bytes); records before it are valid, the caller drops the connection and
+//! calls `reset`. Error codes are the order of [`error_code`] (BAD_KEY = 0 ... BAD_ARGUMENT = 9).
+
+mod wire;
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use crate::codec::{self, CodecOptions, Decoded, Payload};
+use crate::connection::Connection;
+use crate::distribution::{Distribution, HashFunction, Ketama, Modula};
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::request::{Request, StorageVerb};
+use crate::response::{Item, Response};
+
+use wire::{patch_u32, put_field, put_u16, put_u32, put_u64, put_u8, Reader};
+
+/// Plain gets issued in one batch to one server share one `get k1 k2 ...` line up to this
+/// many keys: memcached answers a multi-key get much faster than as many single gets,
+/// and the bound keeps the line well inside what memcached reads in one go.
+pub const MAX_COALESCED_KEYS: usize = 256;
+
+/// The record id that says "this connection broke".
+pub const CONNECTION_BROKEN_ID: u32 = u32::MAX;
+
+pub mod opcode {
+    pub const GET: u8 = 1;
+    pub const GETS: u8 = 2;
+    pub const GET_MULTI: u8 = 3;
+    pub const SET: u8 = 4;
+    pub const ADD: u8 = 5;
+    pub const REPLACE: u8 = 6;
+    pub const APPEND: u8 = 7;
+    pub const PREPEND: u8 = 8;
+    pub const CAS: u8 = 9;
+    pub const SET_MULTI: u8 = 10;
+    pub const DELETE: u8 = 11;
+    pub const DELETE_MULTI: u8 = 12;
+    pub const INCR: u8 = 13;
+    pub const DECR: u8 = 14;
+    pub const TOUCH: u8 = 15;
+    pub const FLUSH_ALL: u8 = 16;
+    pub const STATS: u8 = 17;
+    pub const VERSION: u8 = 18;
+}
+
+pub mod record {
+    pub const MISS: u8 = 0;
+    pub const VALUE: u8 = 1;
+    pub const CAS_VALUE: u8 = 2;
+    pub const TRUE: u8 = 3;
+    pub const FALSE: u8 = 4;
+    pub const NUMBER: u8 = 5;
+    pub const VALUES: u8 = 6;
+    pub const KEYS: u8 = 7;
+    pub const STATS: u8 = 8;
+    pub const TEXT: u8 = 9;
+    pub const ERROR: u8 = 10;
+}
+
+/// Value kinds, the same numbers in and out.
+pub mod kind {
+    pub const BYTES: u8 = 0;
+    pub const TEXT: u8 = 1;
+    pub const INT: u8 = 2;
+    pub const LONG: u8 = 3;
+    pub const JSON: u8 = 4;
+    pub const SERIALIZED: u8 = 5;
+}
+
+const OP_HASHED: u8 = 1;
+const STATUS_QUEUED: u8 = 0;
+const STATUS_FAILED: u8 = 1;
+
+/// The error's number in the formats: its position in the JavaScript error table.
+pub fn error_code(error: &Error) -> u8 {
+    match error {
+        Error::BadKey { .. } => 0,
+        Error::ValueTooLarge { .. } => 1,
+        Error::NotSerializable(_) => 2,
+        Error::Decode { .. } => 3,
+        Error::Protocol(_) => 4,
+        Error::UnknownCommand => 5,
+        Error::ClientError(_) => 6,
+        Error::ServerError(_) => 7,
+        Error::NoServer { .. } => 8,
+        Error::BadArgument(_) => 9,
+    }
+}
+
+/// Which distribution picks a key's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DistributionKind {
+    Modula,
+    Ketama,
+}
+
+/// How the client was configured; the binding builds it from the JavaScript options.
+pub struct EngineConfig {
+    /// (address, weight) in the caller's order; the index is the server id in the formats.
+    pub servers: Vec<(String, u32)>,
+    pub distribution: DistributionKind,
+    /// The modula hash. With `Custom`, JavaScript sends every key's hash in the batch and
+    /// the function is only called for python-memcached's re-hash past a dead server.
+    pub hash: HashFunction,
+    /// Whether JavaScript hashes keys itself (HASHED ops are required then).
+    pub caller_hashes: bool,
+    pub codec: CodecOptions,
+    /// When a key's server is dead: re-hash to another (python-memcached) or fail with NO_SERVER.
+    pub failover: bool,
+}
+
+/// What the next reply on a server's connection completes.
+#[derive(Debug)]
+enum Awaiting {
+    /// One `get` line serving several ops (coalesced gets and multi-get parts).
+    Values(GetLine),
+    Gets {
+        id: u32,
+    },
+    /// A reply that maps to TRUE / FALSE / MISS / NUMBER / STATS / TEXT.
+    Reply {
+        id: u32,
+        reply: ReplyKind,
+    },
+    /// One request of a set_multi or delete_multi part; `last` closes the part.
+    MultiPart {
+        id: u32,
+        index: u32,
+        last: bool,
+        reply: ReplyKind,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyKind {
+    Store,
+    Delete,
+    Touch,
+    Counter,
+    Flush,
+    Stats,
+    Version,
+}
+
+/// A get line being built during `submit` (or sent and awaiting its values).
+#[derive(Debug, Default)]
+struct GetLine {
+    keys: Vec<Vec<u8>>,
+    /// For each key, its index among the keys of the op that asked for it.
+    indices: Vec<u32>,
+    parts: Vec<GetPart>,
+}
+
+#[derive(Debug)]
+struct GetPart {
+    id: u32,
+    /// A multi-get part (VALUES record) rather than a single get (VALUE / MISS).
+    multi: bool,
+    keys: std::ops::Range<usize>,
+}
+
+struct Server {
+    address: String,
+    alive: bool,
+    connection: Connection,
+    awaiting: VecDeque<Awaiting>,
+    /// The get line that later gets of this batch may still join.
+    open_get: Option<GetLine>,
+    /// Indices that failed so far in the set_multi / delete_multi part being answered.
+    multi_failed: Vec<u32>,
+    /// Touched in the current `submit`: has bytes to write.
+    dirty: bool,
+}
+
+/// One key of an op as read from the batch.
+#[derive(Clone, Copy)]
+struct KeyRef<'a> {
+    hash: Option<u32>,
+    key: &'a [u8],
+}
+
+/// A value as read from the batch.
+#[derive(Clone, Copy)]
+struct ValueRef<'a> {
+    kind: u8,
+    data: &'a [u8],
+}
+
+/// One op of the batch, parsed (the whole batch is parsed before anything is queued, so a
+/// malformed batch queues nothing).
+enum Body<'a> {
+    Key(KeyRef<'a>),
+    Touch(KeyRef<'a>, u32),
+    Counter(KeyRef<'a>, u64),
+    Store {
+        key: KeyRef<'a>,
+        expiry: u32,
+        min_compress_len: u32,
+        cas: Option<u64>,
+        value: ValueRef<'a>,
+    },
+    Keys {
+        prefix: &'a [u8],
+        keys: Vec<KeyRef<'a>>,
+    },
+    SetMulti {
+        prefix: &'a [u8],
+        expiry: u32,
+        min_compress_len: u32,
+        entries: Vec<(KeyRef<'a>, ValueRef<'a>)>,
+    },
+    Flush(u32),
+    Stats(&'a [u8]),
+    Version,
+}
+
+struct Op<'a> {
+    opcode: u8,
+    id: u32,
+    body: Body<'a>,
+}
+
+pub struct Engine {
+    servers: Vec<Server>,
+    distribution: Distribution,
+    codec: CodecOptions,
+    caller_hashes: bool,
+    failover: bool,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        if config.servers.is_empty() {
+            return Err(Error::BadArgument(
+                "the client needs at least one server".into(),
+            ));
+        }
+        if config.servers.len() > usize::from(u16::MAX) {
+            return Err(Error::BadArgument("at most 65535 servers".into()));
+        }
+        let distribution = match config.distribution {
+            DistributionKind::Modula => {
+                let weights: Vec<u32> = config.servers.iter().map(|(_, w)| *w).collect();
+                Distribution::Modula(Modula::new(&weights, config.hash)?)
+            }
+            DistributionKind::Ketama => {
+                if !matches!(config.hash, HashFunction::Cmemcache) || config.caller_hashes {
+                    return Err(Error::BadArgument(
+                        "ketama hashes keys with md5 as libmemcached does; hashFunction applies to modula only".into(),
+                    ));
+                }
+                Distribution::Ketama(Ketama::new(&config.servers)?)
+            }
+        };
+        let max_item = config.codec.max_value_size;
+        let servers = config
+            .servers
+            .into_iter()
+            .map(|(address, _)| Server {
+                address,
+                alive: true,
+                connection: Connection::new(max_item),
+                awaiting: VecDeque::new(),
+                open_get: None,
+                multi_failed: Vec::new(),
+                dirty: false,
+            })
+            .collect();
+        Ok(Engine {
+            servers,
+            distribution,
+            codec: config.codec,
+            caller_hashes: config.caller_hashes,
+            failover: config.failover,
+        })
+    }
+
+    pub fn server_count(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// The server is skipped (or, with failover, re-hashed past) until `mark_alive`.
+    pub fn mark_dead(&mut self, server: usize) {
+        if let Some(s) = self.servers.get_mut(server) {
+            s.alive = false;
+        }
+    }
+
+    pub fn mark_alive(&mut self, server: usize) {
+        if let Some(s) = self.servers.get_mut(server) {
+            s.alive = true;
+        }
+    }
+
+    /// The socket died: forget everything pending on it (the caller has failed those ops).
+    pub fn reset(&mut self, server: usize) {
+        if let Some(s) = self.servers.get_mut(server) {
+            s.connection.reset();
+            while s.connection.next_response().is_some() {}
+            s.awaiting.clear();
+            s.open_get = None;
+            s.multi_failed.clear();
+        }
+    }
+
+    /// Queues one batch of ops and returns the submit result (see the module docs). A
+    /// malformed batch is an error and queues nothing.
+    pub fn submit(&mut self, batch: &[u8]) -> Result<Vec<u8>> {
+        let ops = self.parse_batch(batch)?;
+        let mut out = Vec::with_capacity(ops.len() * 8 + 64);
+        let mut targets: Vec<u16> = Vec::new();
+        for op in &ops {
+            targets.clear();
+            put_u32(&mut out, op.id);
+            match self.queue(op, &mut targets) {
+                Ok(()) => {
+                    put_u8(&mut out, STATUS_QUEUED);
+                    put_u16(&mut out, targets.len() as u16);
+                    for &t in &targets {
+                        put_u16(&mut out, t);
+                    }
+                }
+                Err(error) => {
+                    put_u8(&mut out, STATUS_FAILED);
+                    put_u8(&mut out, error_code(&error));
+                    put_field(&mut out, error.to_string().as_bytes());
+                }
+            }
+        }
+        for index in 0..self.servers.len() {
+            self.close_get(index);
+            let server = &mut self.servers[index];
+            if server.dirty {
+                server.dirty = false;
+                let bytes = server.connection.take_outbound();
+                if !bytes.is_empty() {
+                    put_u16(&mut out, index as u16);
+                    put_field(&mut out, &bytes);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Feeds bytes that arrived from `server` and returns the records of every reply they
+    /// completed (see the module docs).
+    pub fn receive(&mut self, server: usize, chunk: &[u8]) -> Result<Vec<u8>> {
+        let Some(s) = self.servers.get_mut(server) else {
+            return Err(Error::BadArgument(format!("no server {server}")));
+        };
+        let received = s.connection.receive(chunk);
+        let mut out = Vec::new();
+        while let Some(response) = self.servers[server].connection.next_response() {
+            self.complete(server, response, &mut out)?;
+        }
+        if let Err(error) = received {
+            put_u32(&mut out, CONNECTION_BROKEN_ID);
+            put_u8(&mut out, record::ERROR);
+            put_u8(&mut out, error_code(&error));
+            put_field(&mut out, error.to_string().as_bytes());
+        }
+        Ok(out)
+    }
+
+    // ---- submit: parsing the batch ------------------------------------------------
+
+    fn parse_batch<'a>(&self, batch: &'a [u8]) -> Result<Vec<Op<'a>>> {
+        let mut r = Reader::new(batch);
+        let mut ops = Vec::new();
+        while !r.is_done() {
+            let opcode = r.u8()?;
+            let id = r.u32()?;
+            let hashed = r.u8()? & OP_HASHED != 0;
+            if hashed != self.caller_hashes {
+                return Err(Error::BadArgument(format!(
+                    "malformed batch: op {id} {} explicit hashes",
+                    if hashed { "has" } else { "lacks" }
+                )));
+            }
+            let key = |r: &mut Reader<'a>| -> Result<KeyRef<'a>> {
+                let hash = if hashed { Some(r.u32()?) } else { None };
+                Ok(KeyRef {
+                    hash,
+                    key: r.field()?,
+                })
+            };
+            let value = |r: &mut Reader<'a>| -> Result<ValueRef<'a>> {
+                Ok(ValueRef {
+                    kind: r.u8()?,
+                    data: r.field()?,
+                })
+            };
+            let body = match opcode {
+                opcode::GET | opcode::GETS | opcode::DELETE => Body::Key(key(&mut r)?),
+                opcode::TOUCH => {
+                    let k = key(&mut r)?;
+                    Body::Touch(k, r.u32()?)
+                }
+                opcode::INCR | opcode::DECR => {
+                    let k = key(&mut r)?;
+                    Body::Counter(k, r.u64()?)
+                }
+                opcode::SET
+                | opcode::ADD
+                | opcode::REPLACE
+                | opcode::APPEND
+                | opcode::PREPEND
+                | opcode::CAS => {
+                    let k = key(&mut r)?;
+                    let expiry = r.u32()?;
+                    let min_compress_len = r.u32()?;
+                    let cas = if opcode == opcode::CAS {
+                        Some(r.u64()?)
+                    } else {
+                        None
+                    };
+                    Body::Store {
+                        key: k,
+                        expiry,
+                        min_compress_len,
+                        cas,
+                        value: value(&mut r)?,
+                    }
+                }
+                opcode::GET_MULTI | opcode::DELETE_MULTI => {
+                    let prefix = r.field()?;
+                    let n = r.count(4)?;
+                    let mut keys = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        keys.push(key(&mut r)?);
+                    }
+                    Body::Keys { prefix, keys }
+                }
+                opcode::SET_MULTI => {
+                    let prefix = r.field()?;
+                    let expiry = r.u32()?;
+                    let min_compress_len = r.u32()?;
+                    let n = r.count(9)?;
+                    let mut entries = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let k = key(&mut r)?;
+                        entries.push((k, value(&mut r)?));
+                    }
+                    Body::SetMulti {
+                        prefix,
+                        expiry,
+                        min_compress_len,
+                        entries,
+                    }
+                }
+                opcode::FLUSH_ALL => Body::Flush(r.u32()?),
+                opcode::STATS => Body::Stats(r.field()?),
+                opcode::VERSION => Body::Version,
+                other => {
+                    return Err(Error::BadArgument(format!(
+                        "malformed batch: unknown opcode {other}"
+                    )))
+                }
+            };
+            ops.push(Op { opcode, id, body });
+        }
+        Ok(ops)
+    }
+
+    // ---- submit: queueing one op --------------------------------------------------
+
+    /// Queues one op; on error nothing of it was queued.
+    fn queue(&mut self, op: &Op, targets: &mut Vec<u16>) -> Result<()> {
+        match &op.body {
+            Body::Key(k) => {
+                let server = self.server_for(k, k.key)?;
+                targets.push(server as u16);
+                match op.opcode {
+                    opcode::GET => self.join_get(server, op.id, false, vec![(k.key.to_vec(), 0)]),
+                    opcode::GETS => self.push(
+                        server,
+                        &Request::Gets { keys: &[k.key] },
+                        Awaiting::Gets { id: op.id },
+                    ),
+                    _ => self.push(
+                        server,
+                        &Request::Delete {
+                            key: k.key,
+                            noreply: false,
+                        },
+                        Awaiting::Reply {
+                            id: op.id,
+                            reply: ReplyKind::Delete,
+                        },
+                    ),
+                }
+            }
+            Body::Touch(k, expiry) => {
+                let server = self.server_for(k, k.key)?;
+                targets.push(server as u16);
+                self.push(
+                    server,
+                    &Request::Touch {
+                        key: k.key,
+                        exptime: i64::from(*expiry),
+                        noreply: false,
+                    },
+                    Awaiting::Reply {
+                        id: op.id,
+                        reply: ReplyKind::Touch,
+                    },
+                )
+            }
+            Body::Counter(k, delta) => {
+                let server = self.server_for(k, k.key)?;
+                targets.push(server as u16);
+                let request = if op.opcode == opcode::INCR {
+                    Request::Incr {
+                        key: k.key,
+                        delta: *delta,
+                        noreply: false,
+                    }
+                } else {
+                    Request::Decr {
+                        key: k.key,
+                        delta: *delta,
+                        noreply: false,
+                    }
+                };
+                self.push(
+                    server,
+                    &request,
+                    Awaiting::Reply {
+                        id: op.id,
+                        reply: ReplyKind::Counter,
+                    },
+                )
+            }
+            Body::Store {
+                key,
+                expiry,
+                min_compress_len,
+                cas,
+                value,
+            } => {
+                let (flags, data) = self.encode(key.key, value, *min_compress_len)?;
+                let server = self.server_for(key, key.key)?;
+                targets.push(server as u16);
+                let exptime = i64::from(*expiry);
+                let request = match cas {
+                    Some(cas) => Request::Cas {
+                        key: key.key,
+                        flags,
+                        exptime,
+                        data: &data,
+                        cas: *cas,
+                        noreply: false,
+                    },
+                    None => Request::Store {
+                        verb: verb(op.opcode),
+                        key: key.key,
+                        flags,
+                        exptime,
+                        data: &data,
+                        noreply: false,
+                    },
+                };
+                self.push(
+                    server,
+                    &request,
+                    Awaiting::Reply {
+                        id: op.id,
+                        reply: ReplyKind::Store,
+                    },
+                )
+            }
+            Body::Keys { prefix, keys } => {
+                // Every key is checked and placed before anything is queued.
+                let mut placed: Vec<(usize, Vec<u8>, u32)> = Vec::with_capacity(keys.len());
+                for (index, k) in keys.iter().enumerate() {
+                    let full = self.full_key(prefix, k.key)?;
+                    let server = self.server_for(k, &full)?;
+                    placed.push((server, full, index as u32));
+                }
+                let per_server = group_by_server(&mut placed, targets);
+                if op.opcode == opcode::GET_MULTI {
+                    for (server, entries) in per_server {
+                        self.join_get(server, op.id, true, entries)?;
+                    }
+                } else {
+                    for (server, entries) in per_server {
+                        let n = entries.len();
+                        for (j, (key, index)) in entries.into_iter().enumerate() {
+                            self.push(
+                                server,
+                                &Request::Delete {
+                                    key: &key,
+                                    noreply: false,
+                                },
+                                Awaiting::MultiPart {
+                                    id: op.id,
+                                    index,
+                                    last: j + 1 == n,
+                                    reply: ReplyKind::Delete,
+                                },
+                            )?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Body::SetMulti {
+                prefix,
+                expiry,
+                min_compress_len,
+                entries,
+            } => {
+                let mut placed: Vec<(usize, Vec<u8>, u32)> = Vec::with_capacity(entries.len());
+                let mut encoded: Vec<(u32, Cow<[u8]>)> = Vec::with_capacity(entries.len());
+                for (index, (k, v)) in entries.iter().enumerate() {
+                    let full = self.full_key(prefix, k.key)?;
+                    encoded.push(self.encode(&full, v, *min_compress_len)?);
+                    let server = self.server_for(k, &full)?;
+                    placed.push((server, full, index as u32));
+                }
+                let exptime = i64::from(*expiry);
+                for (server, items) in group_by_server(&mut placed, targets) {
+                    let n = items.len();
+                    for (j, (key, index)) in items.into_iter().enumerate() {
+                        let (flags, data) = &encoded[index as usize];
+                        self.push(
+                            server,
+                            &Request::Store {
+                                verb: StorageVerb::Set,
+                                key: &key,
+                                flags: *flags,
+                                exptime,
+                                data,
+                                noreply: false,
+                            },
+                            Awaiting::MultiPart {
+                                id: op.id,
+                                index,
+                                last: j + 1 == n,
+                                reply: ReplyKind::Store,
+                            },
+                        )?;
+                    }
+                }
+                Ok(())
+            }
+            Body::Flush(delay) => {
+                let delay = if *delay == 0 { None } else { Some(*delay) };
+                self.queue_on_every_server(
+                    targets,
+                    &Request::FlushAll {
+                        delay,
+                        noreply: false,
+                    },
+                    op.id,
+                    ReplyKind::Flush,
+                )
+            }
+            Body::Stats(args) => {
+                let args = std::str::from_utf8(args)
+                    .map_err(|_| Error::BadArgument("stats arguments must be UTF-8".into()))?;
+                let args = if args.is_empty() { None } else { Some(args) };
+                self.queue_on_every_server(
+                    targets,
+                    &Request::Stats { args },
+                    op.id,
+                    ReplyKind::Stats,
+                )
+            }
+            Body::Version => {
+                self.queue_on_every_server(targets, &Request::Version, op.id, ReplyKind::Version)
+            }
+        }
+    }
+
+    fn full_key(&self, prefix: &[u8], key: &[u8]) -> Result<Vec<u8>> {
+        keys::prefixed_key(prefix, key)
+    }
+
+    /// The live server for a key (python-memcached's re-hash past dead ones with
+    /// failover; NO_SERVER when its server is dead without failover, or none is alive).
+    fn server_for(&self, k: &KeyRef, full_key: &[u8]) -> Result<usize> {
+        keys::check_key(full_key)?;
+        let chosen = if self.failover {
+            self.pick(k.hash, full_key, |i| self.servers[i].alive)
+        } else {
+            self.pick(k.hash, full_key, |_| true)
+                .filter(|&i| self.servers[i].alive)
+        };
+        chosen.ok_or_else(|| Error::NoServer {
+            key: Error::key_text(full_key),
+        })
+    }
+
+    fn pick(&self, hash: Option<u32>, key: &[u8], alive: impl Fn(usize) -> bool) -> Option<usize> {
+        match (&self.distribution, hash) {
+            (Distribution::Modula(m), Some(hash)) => m.server_for_hash(hash, alive),
+            (d, _) => d.server_for_key(key, alive),
+        }
+    }
+
+    fn encode<'a>(
+        &mut self,
+        key: &[u8],
+        value: &ValueRef<'a>,
+        min_compress_len: u32,
+    ) -> Result<(u32, Cow<'a, [u8]>)> {
+        let payload = payload(value)?;
+        self.codec.min_compress_len = min_compress_len as usize;
+        codec::encode_value(key, payload, &self.codec)
+    }
+
+    /// Adds keys to the server's open get line (opening one if needed).
+    fn join_get(
+        &mut self,
+        server: usize,
+        id: u32,
+        multi: bool,
+        entries: Vec<(Vec<u8>, u32)>,
+    ) -> Result<()> {
+        let s = &mut self.servers[server];
+        if let Some(line) = &s.open_get {
+            if line.keys.len() + entries.len() > MAX_COALESCED_KEYS {
+                self.close_get(server);
+            }
+        }
+        let s = &mut self.servers[server];
+        let line = s.open_get.get_or_insert_with(GetLine::default);
+        let start = line.keys.len();
+        for (key, index) in entries {
+            line.keys.push(key);
+            line.indices.push(index);
+        }
+        line.parts.push(GetPart {
+            id,
+            multi,
+            keys: start..line.keys.len(),
+        });
+        s.dirty = true;
+        Ok(())
+    }
+
+    /// Sends the server's open get line, if any: nothing may overtake it.
+    fn close_get(&mut self, server: usize) {
+        let s = &mut self.servers[server];
+        let Some(line) = s.open_get.take() else {
+            return;
+        };
+        let refs: Vec<&[u8]> = line.keys.iter().map(Vec::as_slice).collect();
+        s.connection
+            .push(&Request::Get { keys: &refs })
+            .expect("every key was checked with keys::check_key when it joined the line");
+        s.awaiting.push_back(Awaiting::Values(line));
+    }
+
+    fn push(&mut self, server: usize, request: &Request, awaiting: Awaiting) -> Result<()> {
+        self.close_get(server);
+        let s = &mut self.servers[server];
+        s.connection.push(request)?;
+        s.awaiting.push_back(awaiting);
+        s.dirty = true;
+        Ok(())
+    }
+
+    fn queue_on_every_server(
+        &mut self,
+        targets: &mut Vec<u16>,
+        request: &Request,
+        id: u32,
+        reply: ReplyKind,
+    ) -> Result<()> {
+        let live: Vec<usize> = (0..self.servers.len())
+            .filter(|&i| self.servers[i].alive)
+            .collect();
+        if live.is_empty() {
+            return Err(Error::NoServer { key: String::new() });
+        }
+        for server in live {
+            self.push(server, request, Awaiting::Reply { id, reply })?;
+            targets.push(server as u16);
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    // ---- receive: turning replies into records ------------------------------------
+
+    fn complete(&mut self, server: usize, response: Response, out: &mut Vec<u8>) -> Result<()> {
+        let s = &mut self.servers[server];
+        let Some(awaiting) = s.awaiting.pop_front() else {
+            // The connection only yields replies to requests it queued, and every queued
+            // request has its entry here; a mismatch is a bug to surface, not to hide.
+            return Err(Error::Protocol(format!(
+                "{}: a reply with no request waiting for it",
+                s.address
+            )));
+        };
+        match awaiting {
+            Awaiting::Values(line) => match response {
+                Response::Values(items) => self.values_records(&line, &items, out),
+                other => {
+                    let error = reply_error(other, "VALUE/END");
+                    for part in &line.parts {
+                        error_record(out, part.id, &error);
+                    }
+                }
+            },
+            Awaiting::Gets { id } => match response {
+                Response::Values(items) => match items.first() {
+                    None => record_head(out, id, record::MISS),
+                    Some(item) => {
+                        let at = out.len();
+                        record_head(out, id, record::CAS_VALUE);
+                        put_u64(out, item.cas.unwrap_or(0));
+                        if let Err(error) = self.put_value(out, item) {
+                            out.truncate(at);
+                            error_record(out, id, &error);
+                        }
+                    }
+                },
+                other => error_record(out, id, &reply_error(other, "VALUE/END")),
+            },
+            Awaiting::Reply { id, reply } => reply_record(out, id, reply, response),
+            Awaiting::MultiPart {
+                id,
+                index,
+                last,
+                reply,
+            } => {
+                let ok = matches!(
+                    (reply, &response),
+                    (ReplyKind::Store, Response::Stored)
+                        | (ReplyKind::Delete, Response::Deleted)
+                        | (ReplyKind::Delete, Response::NotFound)
+                );
+                let s = &mut self.servers[server];
+                if !ok {
+                    s.multi_failed.push(index);
+                }
+                if last {
+                    record_head(out, id, record::KEYS);
+                    put_u32(out, s.multi_failed.len() as u32);
+                    for &i in &s.multi_failed {
+                        put_u32(out, i);
+                    }
+                    s.multi_failed.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits one get line's values among the ops that share it.
+    fn values_records(&self, line: &GetLine, items: &[Item], out: &mut Vec<u8>) {
+        let hits = match_items(&line.keys, items);
+        for part in &line.parts {
+            let start = out.len();
+            if part.multi {
+                record_head(out, part.id, record::VALUES);
+                let count_at = out.len();
+                put_u32(out, 0);
+                let mut count = 0u32;
+                for k in part.keys.clone() {
+                    if let Some(item) = hits[k].map(|i| &items[i]) {
+                        put_u32(out, line.indices[k]);
+                        if let Err(error) = self.put_value(out, item) {
+                            out.truncate(start);
+                            error_record(out, part.id, &error);
+                            count = u32::MAX;
+                            break;
+                        }
+                        count += 1;
+                    }
+                }
+                if count != u32::MAX {
+                    patch_u32(out, count_at, count);
+                }
+            } else {
+                match hits[part.keys.start].map(|i| &items[i]) {
+                    None => record_head(out, part.id, record::MISS),
+                    Some(item) => {
+                        record_head(out, part.id, record::VALUE);
+                        if let Err(error) = self.put_value(out, item) {
+                            out.truncate(start);
+                            error_record(out, part.id, &error);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `kind:u8 str` of a stored value, decoded by its flags.
+    fn put_value(&self, out: &mut Vec<u8>, item: &Item) -> Result<()> {
+        match codec::decode_value(item.flags, &item.data, &self.codec)? {
+            Decoded::Bytes(b) => {
+                put_u8(out, kind::BYTES);
+                put_field(out, &b);
+            }
+            Decoded::Text(t) => {
+                put_u8(out, kind::TEXT);
+                put_field(out, t.as_bytes());
+            }
+            Decoded::Int(n) => {
+                put_u8(out, kind::INT);
+                put_field(out, n.to_string().as_bytes());
+            }
+            Decoded::Long(digits) => {
+                put_u8(out, kind::LONG);
+                put_field(out, digits.as_bytes());
+            }
+            Decoded::Json(j) => {
+                put_u8(out, kind::JSON);
+                put_field(out, &j);
+            }
+            Decoded::Serialized(b) => {
+                put_u8(out, kind::SERIALIZED);
+                put_field(out, &b);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// For each key of a get line, the index of its item. memcached answers in the order the
+/// keys were asked (a key asked twice is answered twice), so one walk pairs them; should
+/// a server ever answer out of order, a search pairs what the walk could not.
+fn match_items(keys: &[Vec<u8>], items: &[Item]) -> Vec<Option<usize>> {
+    let mut hits = vec![None; keys.len()];
+    let mut next = 0;
+    for (k, key) in keys.iter().enumerate() {
+        if next < items.len() && items[next].key == *key {
+            hits[k] = Some(next);
+            next += 1;
+        }
+    }
+    if next < items.len() {
+        let mut used = vec![false; items.len()];
+        for h in hits.iter().flatten() {
+            used[*h] = true;
+        }
+        for (k, key) in keys.iter().enumerate() {
+            if hits[k].is_none() {
+                if let Some(i) = (0..items.len()).find(|&i| !used[i] && items[i].key == *key) {
+                    used[i] = true;
+                    hits[k] = Some(i);
+                }
+            }
+        }
+    }
+    hits
+}
+
+fn record_head(out: &mut Vec<u8>, id: u32, record: u8) {
+    put_u32(out, id);
+    put_u8(out, record);
+}
+
+fn error_record(out: &mut Vec<u8>, id: u32, error: &Error) {
+    record_head(out, id, record::ERROR);
+    put_u8(out, error_code(error));
+    put_field(out, error.to_string().as_bytes());
+}
+
+/// memcached's error replies as errors; any other reply where `expected` belonged is a
+/// protocol error (the parser only builds replies of the expected shape, so this is a
+/// guard, not a path).
+fn reply_error(response: Response, expected: &str) -> Error {
+    match response {
+        Response::Error => Error::UnknownCommand,
+        Response::ClientError(text) => Error::ClientError(text),
+        Response::ServerError(text) => Error::ServerError(text),
+        other => Error::Protocol(format!("expected {expected}, got {other:?}")),
+    }
+}
+
+fn reply_record(out: &mut Vec<u8>, id: u32, reply: ReplyKind, response: Response) {
+    use ReplyKind as K;
+    match (reply, response) {
+        (K::Store, Response::Stored)
+        | (K::Delete, Response::Deleted)
+        | (K::Touch, Response::Touched) => record_head(out, id, record::TRUE),
+        (K::Flush, Response::Ok) => record_head(out, id, record::TRUE),
+        (K::Store, Response::NotStored | Response::Exists | Response::NotFound)
+        | (K::Delete, Response::NotFound)
+        | (K::Touch, Response::NotFound) => record_head(out, id, record::FALSE),
+        (K::Counter, Response::NotFound) => record_head(out, id, record::MISS),
+        (K::Counter, Response::Number(n)) => {
+            record_head(out, id, record::NUMBER);
+            put_field(out, n.to_string().as_bytes());
+        }
+        (K::Stats, Response::Stats(lines)) => {
+            record_head(out, id, record::STATS);
+            put_u32(out, lines.len() as u32);
+            for (name, value) in &lines {
+                put_field(out, name.as_bytes());
+                put_field(out, value.as_bytes());
+            }
+        }
+        (K::Version, Response::Version(text)) => {
+            record_head(out, id, record::TEXT);
+            put_field(out, text.as_bytes());
+        }
+        (reply, other) => error_record(out, id, &reply_error(other, &format!("a {reply:?} reply"))),
+    }
+}
+
+fn verb(opcode: u8) -> StorageVerb {
+    match opcode {
+        opcode::ADD => StorageVerb::Add,
+        opcode::REPLACE => StorageVerb::Replace,
+        opcode::APPEND => StorageVerb::Append,
+        opcode::PREPEND => StorageVerb::Prepend,
+        _ => StorageVerb::Set,
+    }
+}
+
+/// A batch value as the codec's payload.
+fn payload<'a>(value: &ValueRef<'a>) -> Result<Payload<'a>> {
+    let data = value.data;
+    Ok(match value.kind {
+        kind::BYTES => Payload::Bytes(data),
+        kind::TEXT => Payload::Text(
+            std::str::from_utf8(data)
+                .map_err(|e| Error::NotSerializable(format!("text is not UTF-8: {e}")))?,
+        ),
+        kind::INT => {
+            let bits: [u8; 8] = data.try_into().map_err(|_| {
+                Error::BadArgument(format!("an int value takes 8 bytes, got {}", data.len()))
+            })?;
+            let n = f64::from_le_bytes(bits);
+            // JavaScript sends only safe integers here; anything else is a malformed batch.
+            if n.fract() != 0.0 || n.abs() > 9_007_199_254_740_991.0 {
+                return Err(Error::BadArgument(format!("{n} is not a safe integer")));
+            }
+            Payload::Int(n as i64)
+        }
+        kind::LONG => Payload::Long(
+            std::str::from_utf8(data)
+                .map_err(|_| Error::NotSerializable("a long must be decimal digits".into()))?,
+        ),
+        kind::JSON => Payload::Json(data),
+        kind::SERIALIZED => Payload::Serialized(data),
+        other => return Err(Error::BadArgument(format!("unknown value kind {other}"))),
+    })
+}
+
+/// One server's share of a multi op: (full key, index among the op's keys).
+type KeyGroup = Vec<(Vec<u8>, u32)>;
+
+/// Groups (server, key, index) by server, in the order servers first appear, and records
+/// each server once in `targets`.
+fn group_by_server(
+    placed: &mut Vec<(usize, Vec<u8>, u32)>,
+    targets: &mut Vec<u16>,
+) -> Vec<(usize, KeyGroup)> {
+    let mut groups: Vec<(usize, KeyGroup)> = Vec::new();
+    for (server, key, index) in placed.drain(..) {
+        match groups.iter_mut().find(|(s, _)| *s == server) {
+            Some((_, entries)) => entries.push((key, index)),
+            None => {
+                targets.push(server as u16);
+                groups.push((server, vec![(key, index)]));
+            }
+        }
+    }
+    groups
+}

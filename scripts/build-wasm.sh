@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the npm package's engine: client-wasm compiled to wasm32 with the `wasm` profile,
+# wasm-bindgen's ES module glue (--target web: one file for Node and browsers) into
+# client-wasm/pkg, then binaryen's wasm-opt -Oz when it is installed (scripts/setup.sh
+# installs it). Prints the .wasm size raw and gzipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=client-wasm/pkg
+
+# Size over speed for the download: opt-level "s" keeps the hot loops fast enough and
+# cuts the module; the name section is dropped (a trap still names the wasm offset).
+export CARGO_PROFILE_WASM_OPT_LEVEL=${WASM_OPT_LEVEL:-s}
+cargo build -q --profile wasm --target wasm32-unknown-unknown -p memcache-wasm
+WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm/memcache_wasm.wasm"
+
+WB_CRATE=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+WB_CLI=$(wasm-bindgen --version | awk '{print $2}')
+if [ "$WB_CRATE" != "$WB_CLI" ]; then
+  echo "build-wasm: wasm-bindgen-cli $WB_CLI differs from the crate's $WB_CRATE; run scripts/setup.sh" >&2
+  exit 1
+fi
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+# wasm-opt runs on cargo's output, before wasm-bindgen adds its externref table: Debian's
+# binaryen 108 rewrites the export of that table to the function table.
+if command -v wasm-opt >/dev/null 2>&1; then
+  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types "$WASM" -o "$OUT/engine.opt.wasm"
+  INPUT="$OUT/engine.opt.wasm"
+  optimized="wasm-opt -Oz"
+else
+  INPUT="$WASM"
+  optimized="not run through wasm-opt (install binaryen for a smaller file)"
+fi
+wasm-bindgen --target web --remove-name-section --remove-producers-section \
+  --out-dir "$OUT" --out-name memcache_wasm "$INPUT"
+rm -f "$OUT/engine.opt.wasm"
+# wasm-bindgen writes a package.json and .gitignore of its own; the package is client-wasm/.
+rm -f "$OUT/package.json" "$OUT/.gitignore"
+
+raw=$(wc -c < "$OUT/memcache_wasm_bg.wasm")
+gz=$(gzip -9 -c "$OUT/memcache_wasm_bg.wasm" | wc -c)
+echo "build-wasm: $OUT/memcache_wasm_bg.wasm $raw bytes, $gz gzipped ($optimized)"
