@@ -1,2 +1,67 @@
 //! memcache-bridge: relays WebSocket connections from browsers to configured memcached servers.
-fn main() {}
+//! main reads the configuration, sets up logging and the runtime, and runs the server.
+
+mod config;
+mod error;
+mod handshake;
+mod http;
+mod limits;
+mod metrics;
+mod policy;
+mod relay;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Args, Config};
+use crate::error::BridgeError;
+
+fn main() -> ExitCode {
+    let config = match Config::load(Args::parse()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("memcache-bridge: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("memcache_bridge=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("memcache-bridge: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> Result<(), BridgeError> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.threads {
+        runtime.worker_threads(threads);
+    }
+    let runtime = runtime.enable_all().build().map_err(BridgeError::Runtime)?;
+    runtime.block_on(async {
+        let listener = server::bind(&config)?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| BridgeError::Listen {
+                listen: config.listen.to_string(),
+                source,
+            })?;
+        // One line on stdout with the real address: scripts and tests that listen on port 0
+        // read it to learn the port.
+        println!("memcache-bridge listening on http://{address}");
+        tracing::info!(%address, upstreams = ?config.upstreams, read_only = config.policy.read_only,
+            token_required = !config.tokens.is_empty(), "listening");
+        server::serve(listener, config).await
+    })
+}

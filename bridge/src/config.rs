@@ -1,0 +1,494 @@
+//! The bridge's configuration: command-line flags, the same settings from the environment
+//! (`MEMCACHE_BRIDGE_*`) and from a TOML file (`--config`). A flag or variable wins over the
+//! file, the file over the built-in defaults in limits.rs. Everything is checked here, once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::error::BridgeError;
+use crate::limits;
+use crate::policy::{Policy, ADMIN_COMMANDS};
+
+/// memcache-bridge: relays WebSocket connections from browsers and scripts to the memcached
+/// servers it is started with, and to nothing else.
+///
+/// A client connects to ws://LISTEN/memcached/HOST:PORT, where HOST:PORT is one of the
+/// --upstream servers, and sends memcached text-protocol commands as binary frames.
+/// The bridge also serves /healthz, /metrics, /servers and the files of --www.
+#[derive(Debug, Parser)]
+#[command(name = "memcache-bridge", version, about, long_about)]
+pub struct Args {
+    /// Address to listen on (IP:PORT) [default: 127.0.0.1:11280]
+    #[arg(long, env = "MEMCACHE_BRIDGE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// A memcached server clients may reach, as HOST:PORT exactly as clients will name it in
+    /// the URL (repeatable; the variable takes a comma-separated list)
+    #[arg(
+        long,
+        env = "MEMCACHE_BRIDGE_UPSTREAM",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    pub upstream: Vec<String>,
+
+    /// A web page origin allowed to open WebSockets, as scheme://host[:port] (repeatable).
+    /// The bridge's own origin (for the dashboard it serves) is allowed when reached by IP
+    /// address or localhost; list it here when the bridge is reached by a DNS name
+    #[arg(
+        long,
+        env = "MEMCACHE_BRIDGE_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allow_origin: Vec<String>,
+
+    /// Require a token: the file holds one token per line (# starts a comment). Browsers
+    /// send it as the subprotocol "token.<TOKEN>" beside "binary", scripts as
+    /// "Authorization: Bearer <TOKEN>"
+    #[arg(long, env = "MEMCACHE_BRIDGE_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
+    /// Refuse every command that changes data: storage, delete, incr/decr, touch, gat,
+    /// flush_all and the meta writes (ms, md, ma, mg with N/T/R/E)
+    #[arg(long, env = "MEMCACHE_BRIDGE_READ_ONLY")]
+    pub read_only: bool,
+
+    /// Allow an admin command that is refused by default, as NAME or "NAME SUBCOMMAND"
+    /// (repeatable): shutdown, verbosity, slabs, lru_crawler, lru, watch, cache_memlimit,
+    /// "stats reset", "stats detail", ...
+    #[arg(
+        long,
+        env = "MEMCACHE_BRIDGE_ALLOW_ADMIN",
+        value_name = "COMMAND",
+        value_delimiter = ','
+    )]
+    pub allow_admin: Vec<String>,
+
+    /// Largest WebSocket message accepted, in bytes; a bigger one closes the connection
+    /// with code 1009 [default: 2097152]
+    #[arg(long, env = "MEMCACHE_BRIDGE_MAX_MESSAGE_SIZE", value_name = "BYTES")]
+    pub max_message_size: Option<usize>,
+
+    /// Most WebSocket relays open at once; beyond it a handshake gets HTTP 503 [default: 4096]
+    #[arg(long, env = "MEMCACHE_BRIDGE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Close a relay after this many seconds without traffic either way [default: 300]
+    #[arg(long, env = "MEMCACHE_BRIDGE_IDLE_TIMEOUT", value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+
+    /// Close a connection that has not completed its HTTP request or WebSocket handshake
+    /// in this many seconds [default: 10]
+    #[arg(long, env = "MEMCACHE_BRIDGE_HANDSHAKE_TIMEOUT", value_name = "SECS")]
+    pub handshake_timeout: Option<u64>,
+
+    /// Give up connecting to memcached after this many seconds [default: 3]
+    #[arg(long, env = "MEMCACHE_BRIDGE_CONNECT_TIMEOUT", value_name = "SECS")]
+    pub connect_timeout: Option<u64>,
+
+    /// On SIGTERM or SIGINT, let open relays run this many seconds before closing them
+    /// [default: 10]
+    #[arg(long, env = "MEMCACHE_BRIDGE_SHUTDOWN_GRACE", value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
+
+    /// Serve the files of this directory at / (the dashboard)
+    #[arg(long, env = "MEMCACHE_BRIDGE_WWW", value_name = "DIR")]
+    pub www: Option<PathBuf>,
+
+    /// Worker threads of the runtime [default: the number of CPUs]
+    #[arg(long, env = "MEMCACHE_BRIDGE_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Read settings from this TOML file; flags and environment variables override it
+    #[arg(long, env = "MEMCACHE_BRIDGE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// The config file: the same settings as the flags, in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    #[serde(default)]
+    upstream: Vec<String>,
+    #[serde(default)]
+    allow_origin: Vec<String>,
+    token_file: Option<PathBuf>,
+    read_only: Option<bool>,
+    #[serde(default)]
+    allow_admin: Vec<String>,
+    max_message_size: Option<usize>,
+    max_connections: Option<usize>,
+    idle_timeout: Option<u64>,
+    handshake_timeout: Option<u64>,
+    connect_timeout: Option<u64>,
+    shutdown_grace: Option<u64>,
+    www: Option<PathBuf>,
+    threads: Option<usize>,
+}
+
+/// A token from the token file. Its `Debug` shows nothing, so no log line can print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(Vec<u8>);
+
+impl Token {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Token {
+        Token(bytes.into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(hidden)")
+    }
+}
+
+/// The checked configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub upstreams: Vec<String>,
+    /// Normalized origins: lower case, no trailing slash.
+    pub allowed_origins: Vec<String>,
+    /// Empty when no token is required.
+    pub tokens: Vec<Token>,
+    pub policy: Policy,
+    pub max_message_size: usize,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub www: Option<PathBuf>,
+    pub threads: Option<usize>,
+}
+
+impl Config {
+    /// Merges flags and environment (already in `args`) with the config file, then checks.
+    pub fn load(args: Args) -> Result<Config, BridgeError> {
+        let file = match &args.config {
+            Some(path) => read_config_file(path)?,
+            None => FileConfig::default(),
+        };
+        let prefer = |cli: Vec<String>, file: Vec<String>| if cli.is_empty() { file } else { cli };
+        let listen_text = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| limits::DEFAULT_LISTEN.into());
+        let listen = listen_text.parse().map_err(|_| BridgeError::BadListen {
+            listen: listen_text.clone(),
+        })?;
+
+        let upstreams = prefer(args.upstream, file.upstream);
+        if upstreams.is_empty() {
+            return Err(BridgeError::NoUpstream);
+        }
+        for upstream in &upstreams {
+            check_upstream(upstream)?;
+        }
+        let allowed_origins = prefer(args.allow_origin, file.allow_origin)
+            .into_iter()
+            .map(|origin| normalize_origin(&origin).ok_or(BridgeError::BadOrigin { origin }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tokens = match args.token_file.or(file.token_file) {
+            Some(path) => read_tokens(&path)?,
+            None => Vec::new(),
+        };
+        let allowed_admin = prefer(args.allow_admin, file.allow_admin);
+        for command in &allowed_admin {
+            let base = command.split(' ').next().unwrap_or_default();
+            if !ADMIN_COMMANDS
+                .iter()
+                .any(|known| known == command || known.split(' ').next() == Some(base))
+            {
+                return Err(BridgeError::BadAdminCommand {
+                    command: command.clone(),
+                    known: ADMIN_COMMANDS.join(", "),
+                });
+            }
+        }
+        let positive = |flag: &'static str, value: u64| {
+            if value == 0 {
+                Err(BridgeError::BadValue {
+                    flag,
+                    problem: "must be at least 1".into(),
+                })
+            } else {
+                Ok(value)
+            }
+        };
+        let seconds = |flag, cli: Option<u64>, file: Option<u64>, default| {
+            positive(flag, cli.or(file).unwrap_or(default)).map(Duration::from_secs)
+        };
+        let www = args.www.or(file.www);
+        if let Some(dir) = &www {
+            if !dir.is_dir() {
+                return Err(BridgeError::BadWww { path: dir.clone() });
+            }
+        }
+        Ok(Config {
+            listen,
+            upstreams,
+            allowed_origins,
+            tokens,
+            policy: Policy {
+                read_only: args.read_only || file.read_only.unwrap_or(false),
+                allowed_admin,
+            },
+            max_message_size: positive(
+                "--max-message-size",
+                args.max_message_size
+                    .or(file.max_message_size)
+                    .unwrap_or(limits::DEFAULT_MAX_MESSAGE_SIZE) as u64,
+            )? as usize,
+            max_connections: positive(
+                "--max-connections",
+                args.max_connections
+                    .or(file.max_connections)
+                    .unwrap_or(limits::DEFAULT_MAX_CONNECTIONS) as u64,
+            )? as usize,
+            idle_timeout: seconds(
+                "--idle-timeout",
+                args.idle_timeout,
+                file.idle_timeout,
+                limits::DEFAULT_IDLE_TIMEOUT_SECS,
+            )?,
+            handshake_timeout: seconds(
+                "--handshake-timeout",
+                args.handshake_timeout,
+                file.handshake_timeout,
+                limits::DEFAULT_HANDSHAKE_TIMEOUT_SECS,
+            )?,
+            connect_timeout: seconds(
+                "--connect-timeout",
+                args.connect_timeout,
+                file.connect_timeout,
+                limits::DEFAULT_CONNECT_TIMEOUT_SECS,
+            )?,
+            shutdown_grace: Duration::from_secs(
+                args.shutdown_grace
+                    .or(file.shutdown_grace)
+                    .unwrap_or(limits::DEFAULT_SHUTDOWN_GRACE_SECS),
+            ),
+            www,
+            threads: match args.threads.or(file.threads) {
+                Some(n) => Some(positive("--threads", n as u64)? as usize),
+                None => None,
+            },
+        })
+    }
+}
+
+fn read_config_file(path: &Path) -> Result<FileConfig, BridgeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| BridgeError::ReadFile {
+        what: "config file",
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| BridgeError::ConfigFile {
+        path: path.into(),
+        message: e.to_string(),
+    })
+}
+
+/// An upstream is HOST:PORT with a port of 1..=65535 and a host that is an IP address
+/// (IPv6 in brackets) or a DNS name.
+fn check_upstream(upstream: &str) -> Result<(), BridgeError> {
+    let bad = |problem| BridgeError::BadUpstream {
+        upstream: upstream.to_string(),
+        problem,
+    };
+    if upstream.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = upstream
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected HOST:PORT"))?;
+    if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+        return Err(bad("the port must be 1-65535"));
+    }
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if name_ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "the host must be an IP address ([v6] in brackets) or a DNS name",
+        ))
+    }
+}
+
+/// `scheme://host[:port]` in lower case without a trailing slash, or `null`.
+pub fn normalize_origin(origin: &str) -> Option<String> {
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    if origin == "null" {
+        return Some(origin);
+    }
+    let (scheme, authority) = origin.split_once("://")?;
+    let scheme_ok = !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    let authority_ok = !authority.is_empty() && !authority.contains(['/', '?', '#', '@', ' ']);
+    (scheme_ok && authority_ok).then_some(origin)
+}
+
+/// Characters a token may hold: valid both in a subprotocol name and in a Bearer token.
+pub fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~+".contains(&b)
+}
+
+fn read_tokens(path: &Path) -> Result<Vec<Token>, BridgeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| BridgeError::ReadFile {
+        what: "token file",
+        path: path.into(),
+        source,
+    })?;
+    let mut tokens = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !line.bytes().all(is_token_byte) {
+            return Err(BridgeError::BadToken {
+                path: path.into(),
+                line: index + 1,
+            });
+        }
+        tokens.push(Token::new(line.as_bytes()));
+    }
+    if tokens.is_empty() {
+        return Err(BridgeError::NoToken { path: path.into() });
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        let mut argv = vec!["memcache-bridge"];
+        argv.extend_from_slice(list);
+        Args::try_parse_from(argv).expect("flags parse")
+    }
+
+    #[test]
+    fn upstreams_are_checked() {
+        for good in [
+            "127.0.0.1:11211",
+            "[::1]:11211",
+            "cache-1.internal:11211",
+            "localhost:1",
+        ] {
+            assert!(check_upstream(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "127.0.0.1",
+            "host:0",
+            "host:99999",
+            ":11211",
+            "a b:1",
+            "host/x:1",
+            "[::1:1",
+        ] {
+            assert!(check_upstream(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn origins_are_normalized() {
+        assert_eq!(
+            normalize_origin("HTTPS://Dash.Example.com/").as_deref(),
+            Some("https://dash.example.com")
+        );
+        assert_eq!(normalize_origin("null").as_deref(), Some("null"));
+        assert_eq!(normalize_origin("dash.example.com"), None);
+        assert_eq!(normalize_origin("https://x.com/path"), None);
+    }
+
+    #[test]
+    fn the_config_file_fills_what_flags_leave_out() {
+        let dir = std::env::temp_dir().join(format!("bridge-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bridge.toml");
+        std::fs::write(&file, "upstream = [\"127.0.0.1:1\"]\nread_only = true\nidle_timeout = 7\nlisten = \"127.0.0.1:9\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        let config = Config::load(args(&["--config", path, "--listen", "127.0.0.1:8"])).unwrap();
+        assert_eq!(config.upstreams, vec!["127.0.0.1:1".to_string()]);
+        assert!(config.policy.read_only);
+        assert_eq!(config.idle_timeout, Duration::from_secs(7));
+        assert_eq!(config.listen.port(), 8);
+        std::fs::write(&file, "upstreams = [\"typo\"]\n").unwrap();
+        assert!(matches!(
+            Config::load(args(&["--config", path])),
+            Err(BridgeError::ConfigFile { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_settings_are_refused_at_start() {
+        assert!(matches!(
+            Config::load(args(&[])),
+            Err(BridgeError::NoUpstream)
+        ));
+        assert!(matches!(
+            Config::load(args(&[
+                "--upstream",
+                "127.0.0.1:1",
+                "--allow-admin",
+                "flush_everything"
+            ])),
+            Err(BridgeError::BadAdminCommand { .. })
+        ));
+        assert!(matches!(
+            Config::load(args(&["--upstream", "127.0.0.1:1", "--idle-timeout", "0"])),
+            Err(BridgeError::BadValue { .. })
+        ));
+    }
+
+    #[test]
+    fn token_files_hold_subprotocol_safe_tokens() {
+        let dir = std::env::temp_dir().join(format!("bridge-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tokens");
+        std::fs::write(&file, "# ops\nabc-123_x.y~z+\n\n").unwrap();
+        assert_eq!(
+            read_tokens(&file).unwrap(),
+            vec![Token::new(&b"abc-123_x.y~z+"[..])]
+        );
+        assert_eq!(
+            format!("{:?}", read_tokens(&file).unwrap()),
+            "[Token(hidden)]"
+        );
+        std::fs::write(&file, "has/slash\n").unwrap();
+        assert!(matches!(
+            read_tokens(&file),
+            Err(BridgeError::BadToken { line: 1, .. })
+        ));
+        std::fs::write(&file, "# nothing\n").unwrap();
+        assert!(matches!(
+            read_tokens(&file),
+            Err(BridgeError::NoToken { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,79 @@
+//! Every limit of the bridge in one place, each with the reason for its value. The ones an
+//! operator may change are defaults of flags in config.rs; the rest are fixed here.
+
+use std::time::Duration;
+
+/// Default `--listen`: loopback, so a bridge started without thought is not on the network.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:11280";
+
+/// Default `--max-message-size`: 2 MiB holds memcached's default 1 MiB item limit with room
+/// for a pipelined batch, and bounds what one client message can make the bridge buffer.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 2 * 1024 * 1024;
+
+/// Default `--max-connections`: enough for a fleet of dashboards and scripts, while bounding
+/// file descriptors (two per relay) and memory far below a small machine's limits.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// Default `--idle-timeout` in seconds: a dashboard polls stats every few seconds; a relay
+/// quiet for five minutes is abandoned and should give its upstream connection back.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+
+/// Default `--handshake-timeout` in seconds: a client that cannot send an HTTP request head
+/// in ten seconds is slow-lorising, not browsing.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+
+/// Default `--connect-timeout` in seconds: memcached on a LAN answers a connect in
+/// milliseconds; waiting longer only keeps the client from seeing the error.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 3;
+
+/// Default `--shutdown-grace` in seconds: on SIGTERM open relays get this long to finish
+/// before they are closed (systemd's default stop timeout is 90 s, so this fits inside it).
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+
+/// How much the bridge reads from memcached at once. One read becomes one WebSocket message,
+/// so this is also the most the bridge holds per connection for the client direction: with a
+/// client that does not read, the bridge stops reading memcached after one such chunk.
+pub const UPSTREAM_READ_CHUNK: usize = 64 * 1024;
+
+/// tokio-tungstenite's read buffer per connection. Small, because it is allocated for every
+/// idle connection and zero-filled on each read; requests are small, and bigger messages
+/// just take a few reads.
+pub const WEBSOCKET_READ_BUFFER: usize = 16 * 1024;
+
+/// How many bytes of already-arrived client messages one upstream write may gather, so a
+/// client that sends many small frames costs one system call, not one per frame.
+pub const MAX_UPSTREAM_BATCH: usize = 256 * 1024;
+
+/// Most client messages gathered into one upstream write; each becomes an iovec of one
+/// writev call, and the kernel takes at most 1024 of them.
+pub const MAX_UPSTREAM_BATCH_MESSAGES: usize = 64;
+
+/// How long a refused or ended relay waits for memcached's answers to the commands it did
+/// forward before closing the WebSocket, so no response to an accepted request is dropped.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the bridge waits for the client's close handshake after sending its close frame.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Plain HTTP connections (health, metrics, files, handshakes in progress) at once; beyond
+/// this the accept loop waits, so a flood of idle sockets cannot exhaust descriptors.
+pub const MAX_HTTP_CONNECTIONS: usize = 1024;
+
+/// Biggest static file served from `--www`; the dashboard is a few hundred KiB of HTML,
+/// JavaScript and WebAssembly, and files are read whole into memory.
+pub const MAX_STATIC_FILE: u64 = 16 * 1024 * 1024;
+
+/// memcached refuses keys over 250 bytes without reading a data block; so does the scanner.
+pub const MAX_KEY_LENGTH: usize = 250;
+
+/// The longest command line the scanner holds back across frames. memcached itself closes a
+/// connection whose line passes 2048 bytes without a newline unless it is a get; a storage
+/// line is under 400 bytes.
+pub const MAX_COMMAND_LINE: usize = 2048;
+
+/// Most tokens a meta set (`ms`) may have: memcached rejects more than 19 without reading
+/// the data block, so the scanner refuses earlier and never disagrees with it.
+pub const MAX_META_SET_TOKENS: usize = 16;
+
+/// The listen backlog: 1,000 clients connecting at once must wait in the kernel, not fail.
+pub const LISTEN_BACKLOG: u32 = 2048;
