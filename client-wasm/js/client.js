@@ -111,6 +111,23 @@ function parseInteger(bytes) {
   return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
 }
 
+/**
+ * The caller's hash function as the engine calls it during python-memcached's re-hash past
+ * a dead server (str(hash) + str(i) hashed again). The walk cannot stop half way, so a
+ * throw or a result out of range counts as hash 0 there; for a key's own hash the same
+ * function's errors reject the call.
+ */
+function rehashFunction(fn) {
+  return (input) => {
+    try {
+      const h = fn(input);
+      return Number.isInteger(h) && h >= 0 && h <= 0xffffffff ? h : 0;
+    } catch {
+      return 0;
+    }
+  };
+}
+
 /** One call waiting for its results; `parts` is how many servers still owe a record. */
 class Operation {
   constructor(kind, id) {
@@ -173,7 +190,9 @@ export class Client {
     if (!(this._timeout > 0)) throw new BadArgumentError("timeout must be a positive number of milliseconds");
     if (!(this._deadRetry >= 0)) throw new BadArgumentError("deadRetry must be a non-negative number of seconds");
     const failover = pick(options, "failover", undefined, true);
-    const checkKeys = pick(options, "checkKeys", "check_keys", true);
+    // Keys are always checked: a key that breaks python-memcached's rules would also break
+    // the protocol's line framing. `checkKeys: false` is accepted for parity and changes nothing.
+    pick(options, "checkKeys", "check_keys", true);
     const minCompressLen = pick(options, "minCompressLen", "min_compress_len", 0);
     const maxValueSize = pick(options, "maxValueSize", "server_max_value_length", DEFAULT_MAX_VALUE_SIZE);
     if (!Number.isInteger(minCompressLen) || minCompressLen < 0) throw new BadArgumentError("minCompressLen must be a non-negative integer");
@@ -209,7 +228,8 @@ export class Client {
 
     this._engine = new platform.Engine(
       list.map((s) => s.address), Uint32Array.from(list.map((s) => s.weight)),
-      distribution, hashName, serializerName, minCompressLen, maxValueSize, checkKeys, failover,
+      distribution, hashName, serializerName, minCompressLen, maxValueSize, failover,
+      this._hashFunction === null ? undefined : rehashFunction(this._hashFunction),
     );
     this._servers = list.map((s, i) => new ServerState(this, i, s.address, s.weight));
     this._writer = new BatchWriter();
