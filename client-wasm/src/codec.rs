@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 
 mod pickle;
 
-pub use pickle::{looks_like_pickle, PickleError, MAX_PICKLE_DEPTH};
+pub use pickle::{looks_like_pickle, PickleError, MAX_PICKLE_DEPTH, MAX_PICKLE_EXPANDED_SIZE};
 
 /// Serialized by the client's serializer (python-memcached: pickle).
 pub const FLAG_PICKLE: u32 = 1 << 0;

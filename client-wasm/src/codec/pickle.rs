@@ -14,6 +14,12 @@ use serde_pickle::{HashableValue, Value};
 /// conversion.
 pub const MAX_PICKLE_DEPTH: u32 = 200;
 
+/// The most a pickle may expand to, in approximate bytes of JSON. A memo reference
+/// shares one object many times over in a few bytes of pickle (each level of
+/// `a = [b, b]` doubles the size), while JSON must spell every copy out; without this
+/// bound a 1 KiB pickle could ask for terabytes. 64 MiB is twice the inflate limit.
+pub const MAX_PICKLE_EXPANDED_SIZE: u64 = 64 * 1024 * 1024;
+
 /// Highest protocol Python 3.11 writes; an unknown protocol is not a pickle we read.
 const HIGHEST_PROTOCOL: u8 = 5;
 
@@ -171,17 +177,31 @@ pub fn json_to_pickle(json: &[u8], protocol: u8) -> Result<Vec<u8>, String> {
 }
 
 // ---------------------------------------------------------------------------------
-// The check: one pass over the opcodes with a shadow stack that only tracks nesting
-// depth (and short strings, to name the globals STACK_GLOBAL refers to).
+// The check: one pass over the opcodes that builds only the skeleton of the value (a
+// graph of objects: their own size, and which objects each container holds, memo
+// references included), then measures the skeleton's nesting depth and expanded size
+// before anything is really built. Containers are measured in their final state, so a
+// memoized list filled after it was referenced is counted in full.
+
+/// Index of an object in the skeleton.
+type ObjectId = usize;
+
+struct Object {
+    /// Approximate JSON bytes of the object itself (its children not included).
+    own_size: u64,
+    container: bool,
+    children: Vec<ObjectId>,
+}
 
 #[derive(Clone)]
 enum Slot {
     Mark,
-    Item { depth: u32, text: Option<String> },
-}
-
-fn item(depth: u32) -> Slot {
-    Slot::Item { depth, text: None }
+    /// An object on the stack, and its text when it is a short string (to name the
+    /// globals STACK_GLOBAL refers to).
+    Item {
+        id: ObjectId,
+        text: Option<String>,
+    },
 }
 
 /// Globals plain data needs: bytes at protocols 0-2 (`_codecs.encode`), sets and
@@ -202,6 +222,7 @@ struct Checker<'a> {
     pos: usize,
     stack: Vec<Slot>,
     memo: HashMap<u32, Slot>,
+    objects: Vec<Object>,
     reconstructs_instance: bool,
 }
 
@@ -248,48 +269,76 @@ impl<'a> Checker<'a> {
             .ok_or_else(|| malformed(format!("stack underflow at byte {}", self.pos)))
     }
 
-    fn pop_depth(&mut self) -> Result<u32, PickleError> {
+    fn pop_object(&mut self) -> Result<ObjectId, PickleError> {
         match self.pop()? {
-            Slot::Item { depth, .. } => Ok(depth),
+            Slot::Item { id, .. } => Ok(id),
             Slot::Mark => Err(malformed(format!("unexpected mark at byte {}", self.pos))),
         }
     }
 
-    /// Pops to the last mark; returns the deepest item popped.
-    fn pop_mark(&mut self) -> Result<u32, PickleError> {
-        let mut deepest = 0;
+    /// Pops to the last mark; returns the objects popped, in stack order.
+    fn pop_mark(&mut self) -> Result<Vec<ObjectId>, PickleError> {
+        let mut items = Vec::new();
         loop {
             match self.pop()? {
-                Slot::Mark => return Ok(deepest),
-                Slot::Item { depth, .. } => deepest = deepest.max(depth),
+                Slot::Mark => {
+                    items.reverse();
+                    return Ok(items);
+                }
+                Slot::Item { id, .. } => items.push(id),
             }
         }
     }
 
-    fn push(&mut self, depth: u32) -> Result<(), PickleError> {
-        if depth > MAX_PICKLE_DEPTH {
-            return Err(PickleError::Refused(format!(
-                "pickle nests deeper than {MAX_PICKLE_DEPTH} levels"
-            )));
-        }
-        self.stack.push(item(depth));
-        Ok(())
+    fn new_object(
+        &mut self,
+        own_size: usize,
+        container: bool,
+        children: Vec<ObjectId>,
+    ) -> ObjectId {
+        self.objects.push(Object {
+            own_size: own_size as u64 + 2,
+            container,
+            children,
+        });
+        self.objects.len() - 1
     }
 
-    /// APPEND-like opcodes: the container on top now holds something `child` deep.
-    fn deepen_top(&mut self, child: u32) -> Result<(), PickleError> {
-        let depth = self.pop_depth()?.max(child + 1);
-        self.push(depth)
+    fn push_scalar(&mut self, json_size: usize) {
+        let id = self.new_object(json_size, false, Vec::new());
+        self.stack.push(Slot::Item { id, text: None });
+    }
+
+    fn push_container(&mut self, children: Vec<ObjectId>) {
+        let id = self.new_object(0, true, children);
+        self.stack.push(Slot::Item { id, text: None });
+    }
+
+    /// APPEND-like opcodes: the container on top of the stack now also holds `items`.
+    fn add_to_top(&mut self, items: &[ObjectId]) -> Result<(), PickleError> {
+        let id = match self.stack.last() {
+            Some(Slot::Item { id, .. }) => *id,
+            _ => {
+                return Err(malformed(format!(
+                    "no container to add to at byte {}",
+                    self.pos
+                )))
+            }
+        };
+        self.objects[id].children.extend_from_slice(items);
+        Ok(())
     }
 
     fn global(&mut self, module: &str, name: &str) -> Result<(), PickleError> {
         if allowed_global(module, name) {
-            self.push(0)
+            self.push_scalar(0);
+            Ok(())
         } else if matches!((module, name), ("copy_reg" | "copyreg", "_reconstructor")) {
             // Protocols 0 and 1 rebuild an instance through this helper; the class it
             // is given comes next, and naming the class says more than the helper.
             self.reconstructs_instance = true;
-            self.push(0)
+            self.push_scalar(0);
+            Ok(())
         } else {
             Err(PickleError::Refused(format!(
                 "pickle refers to {module}.{name} (a class instance or function call), \
@@ -298,7 +347,16 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn run(&mut self) -> Result<(), PickleError> {
+    fn memo_index(&mut self, what: &str, at: usize) -> Result<u32, PickleError> {
+        let line = self.line()?;
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .ok_or_else(|| malformed(format!("bad {what} index at byte {at}")))
+    }
+
+    /// Runs to STOP; returns the object the pickle produces.
+    fn run(&mut self) -> Result<ObjectId, PickleError> {
         use op::*;
         loop {
             let at = self.pos;
@@ -316,7 +374,7 @@ impl<'a> Checker<'a> {
                         ));
                     }
                     return match self.stack.as_slice() {
-                        [Slot::Item { .. }] => Ok(()),
+                        [Slot::Item { id, .. }] => Ok(*id),
                         _ => Err(malformed("STOP with a stack that is not one value")),
                     };
                 }
@@ -342,26 +400,46 @@ impl<'a> Checker<'a> {
                         .push(top.ok_or_else(|| malformed("DUP on an empty stack"))?);
                 }
                 FLOAT | INT | LONG | STRING => {
-                    self.line()?;
-                    self.push(0)?;
+                    let line = self.line()?;
+                    self.push_scalar(line.len());
                 }
                 UNICODE => {
-                    let text = String::from_utf8_lossy(self.line()?).into_owned();
+                    let line = self.line()?;
+                    let text = String::from_utf8_lossy(line).into_owned();
+                    let id = self.new_object(line.len(), false, Vec::new());
                     self.stack.push(Slot::Item {
-                        depth: 0,
+                        id,
                         text: Some(text),
                     });
                 }
-                BININT => self.take(4).and_then(|_| self.push(0))?,
-                BININT1 => self.take(1).and_then(|_| self.push(0))?,
-                BININT2 => self.take(2).and_then(|_| self.push(0))?,
-                BINFLOAT => self.take(8).and_then(|_| self.push(0))?,
-                NONE | NEWTRUE | NEWFALSE => self.push(0)?,
-                LONG1 => self.sized(1).and_then(|_| self.push(0))?,
-                LONG4 => self.sized(4).and_then(|_| self.push(0))?,
-                BINSTRING | BINBYTES => self.sized(4).and_then(|_| self.push(0))?,
-                SHORT_BINSTRING | SHORT_BINBYTES => self.sized(1).and_then(|_| self.push(0))?,
-                BINBYTES8 | BYTEARRAY8 => self.sized(8).and_then(|_| self.push(0))?,
+                // Integers and floats: at most about 25 characters of JSON.
+                BININT | BININT1 | BININT2 | BINFLOAT => {
+                    let width = match code {
+                        BININT => 4,
+                        BININT1 => 1,
+                        BININT2 => 2,
+                        _ => 8,
+                    };
+                    self.take(width)?;
+                    self.push_scalar(25);
+                }
+                NONE | NEWTRUE | NEWFALSE => self.push_scalar(5),
+                // A long of n bytes has about 2.4 n decimal digits.
+                LONG1 | LONG4 => {
+                    let bytes = self.sized(if code == LONG1 { 1 } else { 4 })?;
+                    self.push_scalar(bytes.len() * 3);
+                }
+                // Bytes may become an array of numbers, up to 4 JSON bytes each.
+                BINSTRING | BINBYTES | SHORT_BINSTRING | SHORT_BINBYTES | BINBYTES8
+                | BYTEARRAY8 => {
+                    let len_bytes = match code {
+                        SHORT_BINSTRING | SHORT_BINBYTES => 1,
+                        BINSTRING | BINBYTES => 4,
+                        _ => 8,
+                    };
+                    let bytes = self.sized(len_bytes)?;
+                    self.push_scalar(bytes.len() * 4);
+                }
                 SHORT_BINUNICODE | BINUNICODE | BINUNICODE8 => {
                     let len_bytes = match code {
                         SHORT_BINUNICODE => 1,
@@ -372,38 +450,41 @@ impl<'a> Checker<'a> {
                     // Only short strings can name a module or a class.
                     let text =
                         (bytes.len() <= 256).then(|| String::from_utf8_lossy(bytes).into_owned());
-                    self.stack.push(Slot::Item { depth: 0, text });
+                    // JSON escapes a control character in 6 bytes.
+                    let id = self.new_object(bytes.len() * 6, false, Vec::new());
+                    self.stack.push(Slot::Item { id, text });
                 }
-                EMPTY_LIST | EMPTY_DICT | EMPTY_TUPLE | EMPTY_SET => self.push(1)?,
+                EMPTY_LIST | EMPTY_DICT | EMPTY_TUPLE | EMPTY_SET => {
+                    self.push_container(Vec::new())
+                }
                 LIST | DICT | TUPLE | FROZENSET => {
-                    let deepest = self.pop_mark()?;
-                    self.push(deepest + 1)?;
+                    let items = self.pop_mark()?;
+                    self.push_container(items);
                 }
                 TUPLE1 | TUPLE2 | TUPLE3 => {
-                    let mut deepest = 0;
-                    for _ in 0..(code - TUPLE1 + 1) {
-                        deepest = deepest.max(self.pop_depth()?);
+                    let count = usize::from(code - TUPLE1 + 1);
+                    let mut items = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        items.push(self.pop_object()?);
                     }
-                    self.push(deepest + 1)?;
+                    items.reverse();
+                    self.push_container(items);
                 }
                 APPEND => {
-                    let child = self.pop_depth()?;
-                    self.deepen_top(child)?;
+                    let child = self.pop_object()?;
+                    self.add_to_top(&[child])?;
                 }
                 SETITEM => {
-                    let child = self.pop_depth()?.max(self.pop_depth()?);
-                    self.deepen_top(child)?;
+                    let value = self.pop_object()?;
+                    let key = self.pop_object()?;
+                    self.add_to_top(&[key, value])?;
                 }
                 APPENDS | SETITEMS | ADDITEMS => {
-                    let child = self.pop_mark()?;
-                    self.deepen_top(child)?;
+                    let items = self.pop_mark()?;
+                    self.add_to_top(&items)?;
                 }
                 PUT => {
-                    let index = self.line()?;
-                    let index = std::str::from_utf8(index)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<u32>().ok())
-                        .ok_or_else(|| malformed(format!("bad PUT index at byte {at}")))?;
+                    let index = self.memo_index("PUT", at)?;
                     self.memoize(index)?;
                 }
                 BINPUT => {
@@ -419,11 +500,7 @@ impl<'a> Checker<'a> {
                     self.memoize(index)?;
                 }
                 GET => {
-                    let index = self.line()?;
-                    let index = std::str::from_utf8(index)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<u32>().ok())
-                        .ok_or_else(|| malformed(format!("bad GET index at byte {at}")))?;
+                    let index = self.memo_index("GET", at)?;
                     self.recall(index)?;
                 }
                 BINGET => {
@@ -451,10 +528,11 @@ impl<'a> Checker<'a> {
                 }
                 REDUCE => {
                     // Only allowed globals reach here: set(list), frozenset(list),
-                    // bytearray(bytes), _codecs.encode(str, 'latin1').
-                    let args = self.pop_depth()?;
-                    self.pop_depth()?;
-                    self.push(args.saturating_sub(1))?;
+                    // bytearray(bytes), _codecs.encode(str, 'latin1'). The result holds
+                    // what the argument tuple holds.
+                    let args = self.pop_object()?;
+                    self.pop_object()?;
+                    self.push_container(vec![args]);
                 }
                 INST => {
                     let module = String::from_utf8_lossy(self.line()?).into_owned();
@@ -514,19 +592,90 @@ impl<'a> Checker<'a> {
         self.stack.push(slot);
         Ok(())
     }
+
+    /// Nesting depth and expanded JSON size of `root`, every shared reference counted
+    /// each time it appears. Iterative, so a deep skeleton cannot exhaust the stack;
+    /// each object is measured once.
+    fn measure(&self, root: ObjectId) -> Result<(u32, u64), PickleError> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum State {
+            New,
+            Open,
+            Done(u32, u64),
+        }
+        let mut state = vec![State::New; self.objects.len()];
+        let mut work = vec![root];
+        while let Some(&id) = work.last() {
+            match state[id] {
+                State::Done(..) => {
+                    work.pop();
+                }
+                State::New => {
+                    state[id] = State::Open;
+                    for &child in &self.objects[id].children {
+                        match state[child] {
+                            State::New => work.push(child),
+                            // A container holding itself: JSON cannot carry it.
+                            State::Open => {
+                                return Err(PickleError::Refused(
+                                    "pickle holds a recursive structure, which has no JSON form"
+                                        .into(),
+                                ))
+                            }
+                            State::Done(..) => {}
+                        }
+                    }
+                }
+                State::Open => {
+                    let object = &self.objects[id];
+                    let (mut depth, mut size) = (0u32, object.own_size);
+                    for &child in &object.children {
+                        let State::Done(child_depth, child_size) = state[child] else {
+                            unreachable!("children are measured before their container")
+                        };
+                        depth = depth.max(child_depth);
+                        size = size.saturating_add(child_size).saturating_add(1);
+                    }
+                    if object.container {
+                        depth += 1;
+                    }
+                    if depth > MAX_PICKLE_DEPTH {
+                        return Err(PickleError::Refused(format!(
+                            "pickle nests deeper than {MAX_PICKLE_DEPTH} levels"
+                        )));
+                    }
+                    if size > MAX_PICKLE_EXPANDED_SIZE {
+                        return Err(PickleError::Refused(format!(
+                            "pickle expands beyond {MAX_PICKLE_EXPANDED_SIZE} bytes of JSON \
+                             (shared references repeated many times)"
+                        )));
+                    }
+                    state[id] = State::Done(depth, size);
+                    work.pop();
+                }
+            }
+        }
+        match state[root] {
+            State::Done(depth, size) => Ok((depth, size)),
+            _ => unreachable!("the root is measured last"),
+        }
+    }
 }
 
-/// Walks the whole pickle once: every argument within bounds, only plain data,
-/// nesting bounded, exactly one value at STOP.
+/// Walks the whole pickle once: every argument within bounds, only plain data, exactly
+/// one value at STOP; then bounds its nesting and expanded size.
 fn check(data: &[u8]) -> Result<(), PickleError> {
     let mut checker = Checker {
         data,
         pos: 0,
         stack: Vec::new(),
         memo: HashMap::new(),
+        objects: Vec::new(),
         reconstructs_instance: false,
     };
-    checker.run()
+    let root = checker.run()?;
+    checker.measure(root)?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------
@@ -736,6 +885,85 @@ mod tests {
         data.extend_from_slice(&vec![op::EMPTY_LIST; MAX_PICKLE_DEPTH as usize + 5]);
         data.extend_from_slice(&vec![op::APPEND; MAX_PICKLE_DEPTH as usize + 4]);
         data.push(op::STOP);
+        assert!(matches!(
+            pickle_to_json(&data),
+            Err(PickleError::Refused(_))
+        ));
+    }
+
+    /// `a = []` memoized, `b` holds `a` many times, then `a` is filled with a long
+    /// string: the expansion is counted on `a`'s final contents.
+    fn late_filled_shared_list(references: usize, string_len: usize) -> Vec<u8> {
+        // a = [] (memo 0, then off the stack); b = [a, a, ...]
+        let mut data = vec![
+            0x80,
+            4,
+            op::EMPTY_LIST,
+            op::MEMOIZE,
+            op::POP,
+            op::EMPTY_LIST,
+            op::MARK,
+        ];
+        data.extend(
+            std::iter::repeat([op::BINGET, 0])
+                .take(references)
+                .flatten(),
+        );
+        data.push(op::APPENDS);
+        // Bring a back, fill it with one string, drop it: b is left, holding a filled a.
+        data.extend_from_slice(&[op::BINGET, 0, op::BINUNICODE8]);
+        data.extend_from_slice(&(string_len as u64).to_le_bytes());
+        data.extend(std::iter::repeat(b'x').take(string_len));
+        data.extend_from_slice(&[op::APPEND, op::POP, op::STOP]);
+        data
+    }
+
+    #[test]
+    fn shared_references_are_counted_in_their_final_state() {
+        let small = late_filled_shared_list(3, 4);
+        assert_eq!(
+            pickle_to_json(&small).unwrap(),
+            br#"[["xxxx"],["xxxx"],["xxxx"]]"#.to_vec()
+        );
+        // 10,000 references to a 10 KiB string: a 100 KiB pickle asking for 100 MB of
+        // JSON (600 MB with escapes counted).
+        let bomb = late_filled_shared_list(10_000, 10 * 1024);
+        match pickle_to_json(&bomb) {
+            Err(PickleError::Refused(why)) => assert!(why.contains("expands"), "{why}"),
+            other => panic!("expected a refusal, got {:?}", other.map(|j| j.len())),
+        }
+    }
+
+    #[test]
+    fn doubling_references_are_refused() {
+        // x0 = "xxxxxxxx"; x(n+1) = (x(n), x(n)), 60 times: 2^60 copies in 250 bytes.
+        let mut data = vec![0x80, 4, op::SHORT_BINUNICODE, 8];
+        data.extend_from_slice(b"xxxxxxxx");
+        data.push(op::MEMOIZE);
+        for level in 0..60u8 {
+            data.extend_from_slice(&[op::BINGET, level, op::TUPLE2, op::MEMOIZE]);
+        }
+        data.push(op::STOP);
+        match pickle_to_json(&data) {
+            Err(PickleError::Refused(why)) => assert!(why.contains("expands"), "{why}"),
+            other => panic!("expected a refusal, got {:?}", other.map(|j| j.len())),
+        }
+    }
+
+    #[test]
+    fn recursive_structure_is_refused() {
+        // a = []; a.append(a)
+        let data = [
+            0x80,
+            2,
+            op::EMPTY_LIST,
+            op::BINPUT,
+            0,
+            op::BINGET,
+            0,
+            op::APPEND,
+            op::STOP,
+        ];
         assert!(matches!(
             pickle_to_json(&data),
             Err(PickleError::Refused(_))
