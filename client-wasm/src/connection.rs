@@ -97,12 +97,11 @@ impl Connection {
         let mut pos = 0;
         while pos < chunk.len() {
             let Some(front) = self.pending.front() else {
+                // Only the first byte is named: the message must not depend on how
+                // the bytes were chunked.
                 return Err(self.break_with(Error::Protocol(format!(
-                    "{} bytes arrived while no request waits for a reply: {:?}",
-                    chunk.len() - pos,
-                    chunk[pos..chunk.len().min(pos + 64)]
-                        .escape_ascii()
-                        .to_string()
+                    "bytes arrived while no request waits for a reply, starting with {:?}",
+                    chunk[pos..=pos].escape_ascii().to_string()
                 ))));
             };
             match self
