@@ -31,6 +31,14 @@ function coreError(code, message) {
   return Cls ? new Cls(message) : new MemcacheError("PROTOCOL_ERROR", `unknown engine error code ${code}: ${message}`);
 }
 
+/** An error the binding threw ("CODE: message") as the MemcacheError subclass of its code. */
+function engineError(e) {
+  const text = e?.message ?? String(e);
+  const m = /^([A-Z_]+): ([\s\S]*)$/.exec(text);
+  const Cls = m && CORE_ERROR_CLASSES.find((C) => new C("").code === m[1]);
+  return Cls ? new Cls(m[2]) : new ProtocolError(`engine failed: ${text}`, { cause: e });
+}
+
 function pick(options, camel, snake, fallback) {
   if (options == null) return fallback;
   if (options[camel] !== undefined) return options[camel];
@@ -226,11 +234,15 @@ export class Client {
       : typeof debug.log === "function" ? (m) => debug.log(m)
       : (m) => console.error(m);
 
-    this._engine = new platform.Engine(
-      list.map((s) => s.address), Uint32Array.from(list.map((s) => s.weight)),
-      distribution, hashName, serializerName, minCompressLen, maxValueSize, failover,
-      this._hashFunction === null ? undefined : rehashFunction(this._hashFunction),
-    );
+    try {
+      this._engine = new platform.Engine(
+        list.map((s) => s.address), Uint32Array.from(list.map((s) => s.weight)),
+        distribution, hashName, serializerName, minCompressLen, maxValueSize, failover,
+        this._hashFunction === null ? undefined : rehashFunction(this._hashFunction),
+      );
+    } catch (e) {
+      throw engineError(e);
+    }
     this._servers = list.map((s, i) => new ServerState(this, i, s.address, s.weight));
     this._writer = new BatchWriter();
     this._batch = [];
@@ -479,7 +491,7 @@ export class Client {
       out = this._engine.submit(this._writer.finish());
     } catch (e) {
       this._writer.reset();
-      const error = new ProtocolError(`engine failed on a batch: ${e?.message ?? e}`, { cause: e });
+      const error = engineError(e);
       for (const op of ops) op.fail(error);
       return;
     }
@@ -542,7 +554,9 @@ export class Client {
     try {
       out = this._engine.receive(server.index, chunk);
     } catch (e) {
-      this._serverFailed(server, new ProtocolError(`engine failed on data from ${server.address}: ${e?.message ?? e}`, { server: server.address }));
+      const error = engineError(e);
+      error.server = server.address;
+      this._serverFailed(server, error);
       return;
     }
     const r = new ResultReader(out);
@@ -692,8 +706,10 @@ export class Client {
     this._dropServer(server, error);
     this._engine.reset(server.index);
     // A socket that closes while idle is no failure (memcached restarts, idle timeouts):
-    // reconnect on the next request. One that fails with requests in flight is dead.
+    // reconnect on the next request. One that fails with requests in flight is dead. A
+    // bridge's refusal is policy, not a dead server: the next call asks again.
     if (!hadPending && error.code === "CONNECTION_ERROR" && error.cause === undefined) return;
+    if (error.code === "BRIDGE_REFUSED") return;
     if (server.deadUntil === 0) this._deadCount++;
     server.deadUntil = Date.now() + this._deadRetry * 1000;
     this._engine.markDead(server.index);

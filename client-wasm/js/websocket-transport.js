@@ -1,10 +1,15 @@
-// WebSocket transport through a memcache-bridge: one WebSocket per memcached server,
-// binary frames carrying the raw memcached bytes both ways. Works with the browser's
-// WebSocket and with the `ws` package in Node (the entry point passes the constructor).
+// WebSocket transport through a memcache-bridge: one WebSocket per memcached server
+// (`<bridge>/memcached/<host:port>`, subprotocol "binary"), binary frames carrying the raw
+// memcached bytes both ways. Works with the browser's WebSocket and with the `ws` package
+// in Node (the entry point passes the constructor).
 import { BridgeRefusedError, ConnectionError } from "./errors.js";
 
 /** The close code the bridge uses when it refuses a connection (policy violation). */
 const CLOSE_POLICY_VIOLATION = 1008;
+/** The subprotocol the bridge speaks: raw bytes in binary frames. */
+const BINARY_PROTOCOL = "binary";
+/** Longest refusal text read from a bridge's HTTP answer to a refused handshake. */
+const MAX_REFUSAL_TEXT = 512;
 
 /** The WebSocket URL of one upstream server behind a bridge. */
 export function bridgeUrl(bridge, address) {
@@ -25,14 +30,17 @@ export class WebSocketTransport {
     this.queued = [];
     this.url = bridgeUrl(bridge, address);
     let socket;
-    if (token !== undefined && isNodeWs) {
-      // Scripts send the token as a header; it never appears in URLs or logs.
-      socket = new WebSocket(this.url, { headers: { Authorization: `Bearer ${token}` } });
+    if (isNodeWs) {
+      // Scripts send the token as a header, which never lands in URLs or logs.
+      const headers = token !== undefined ? { Authorization: `Bearer ${token}` } : {};
+      socket = new WebSocket(this.url, [BINARY_PROTOCOL], { headers, perMessageDeflate: false });
+      // A refused handshake is an HTTP answer (401, 403, ...) whose body says why.
+      socket.on("unexpected-response", (request, response) => this.refusedHandshake(response));
     } else if (token !== undefined) {
       // Browsers cannot set headers on a WebSocket: the token rides as a subprotocol entry.
-      socket = new WebSocket(this.url, ["memcache-bridge", `token.${token}`]);
+      socket = new WebSocket(this.url, [BINARY_PROTOCOL, `token.${token}`]);
     } else {
-      socket = new WebSocket(this.url);
+      socket = new WebSocket(this.url, [BINARY_PROTOCOL]);
     }
     socket.binaryType = "arraybuffer";
     this.socket = socket;
@@ -50,7 +58,11 @@ export class WebSocketTransport {
     };
     socket.onclose = (event) => {
       if (event.code === CLOSE_POLICY_VIOLATION) {
-        this.fail(new BridgeRefusedError(`bridge refused the connection to ${address}: ${event.reason || "no reason given"}`,
+        this.fail(new BridgeRefusedError(`bridge refused ${address}: ${event.reason || "no reason given"}`,
+          { server: address, reason: event.reason, closeCode: event.code }));
+      } else if (!this.open) {
+        // Browsers hide why a handshake failed (refused by the bridge or unreachable).
+        this.fail(new ConnectionError(`could not open a WebSocket to ${this.url} (refused by the bridge or unreachable; code ${event.code})`,
           { server: address, reason: event.reason, closeCode: event.code }));
       } else {
         const why = event.reason ? `: ${event.reason}` : "";
@@ -58,6 +70,19 @@ export class WebSocketTransport {
           { server: address, reason: event.reason, closeCode: event.code }));
       }
     };
+  }
+
+  refusedHandshake(response) {
+    let text = "";
+    response.setEncoding("utf8");
+    response.on("data", (chunk) => { if (text.length < MAX_REFUSAL_TEXT) text += chunk; });
+    const report = () => {
+      const reason = text.trim().slice(0, MAX_REFUSAL_TEXT) || response.statusMessage || "";
+      this.fail(new BridgeRefusedError(`bridge refused ${this.address}: HTTP ${response.statusCode} ${reason}`,
+        { server: this.address, reason, status: response.statusCode }));
+    };
+    response.on("end", report);
+    response.on("error", report);
   }
 
   write(bytes) {
@@ -70,13 +95,14 @@ export class WebSocketTransport {
   fail(error) {
     if (this.closed) return;
     this.closed = true;
-    try { this.socket.close(); } catch { /* already closing */ }
+    try { this.socket.close(); } catch { /* closing a socket that never opened */ }
     this.sink.failed(error);
   }
 
   close() {
     if (this.closed) return;
     this.closed = true;
-    try { this.socket.close(); } catch { /* already closing */ }
+    try { this.socket.close(); } catch { /* closing a socket that never opened */ }
   }
 }
+
