@@ -6,6 +6,9 @@
 mod compat_common;
 mod support;
 
+use std::net::TcpStream;
+use std::time::Duration;
+
 use compat_common::{hex, pylibmc_interpreter, raw_get, run_script, sample_keys};
 use memcache_wasm::distribution::{HashFunction, Ketama, Modula};
 use serde_json::Value;
@@ -31,7 +34,7 @@ fn check_against_libmemcached(weights: &[u32]) {
     let stdin = serde_json::to_vec(&keys.iter().map(|k| hex(k)).collect::<Vec<_>>()).unwrap();
     let stdout = run_script(&pylibmc_interpreter(), "ketama.py", &args, &stdin);
     let report: Value = serde_json::from_slice(&stdout).unwrap();
-    assert_eq!(report["stored"], KEY_COUNT);
+    assert_eq!(report["stored"], KEY_COUNT, "{}", report["failed"]);
     assert_eq!(
         report["behaviors"]["distribution"], "consistent weighted",
         "{report}"
@@ -77,6 +80,55 @@ fn ketama_matches_libmemcached_with_equal_weights() {
 fn ketama_matches_libmemcached_with_weights() {
     check_against_libmemcached(&[1, 2, 3]);
     check_against_libmemcached(&[5, 1, 1, 3]);
+}
+
+/// libmemcached names a server on the default port 11211 "host-N" on the circle, not
+/// "host:11211-N". No test may listen on 11211, so the server there is one nobody
+/// listens on: libmemcached fails exactly the keys it assigns to it.
+#[test]
+fn default_port_server_is_named_without_its_port() {
+    let down = "127.0.0.2:11211";
+    assert!(
+        TcpStream::connect_timeout(&down.parse().unwrap(), Duration::from_millis(500)).is_err(),
+        "something listens on {down}; this test needs that address closed"
+    );
+    let up = Memcached::start(&[]);
+    let up_name = format!("127.0.0.1:{}", up.addr().port());
+    let names = vec![(down.to_string(), 1), (up_name.clone(), 1)];
+    let args = vec![
+        "ketama_weighted".to_string(),
+        format!("{down}:1"),
+        format!("{up_name}:1"),
+    ];
+    let keys = sample_keys(KEY_COUNT);
+    let stdin = serde_json::to_vec(&keys.iter().map(|k| hex(k)).collect::<Vec<_>>()).unwrap();
+    let stdout = run_script(&pylibmc_interpreter(), "ketama.py", &args, &stdin);
+    let report: Value = serde_json::from_slice(&stdout).unwrap();
+    let failed: std::collections::HashSet<&str> = report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+
+    let ketama = Ketama::new(&names).unwrap();
+    let mut on_down = 0;
+    for key in &keys {
+        let ours = ketama.server_for_key(key, |_| true).unwrap();
+        let libmemcached = if failed.contains(hex(key).as_str()) {
+            0
+        } else {
+            1
+        };
+        assert_eq!(ours, libmemcached, "key {:?}", String::from_utf8_lossy(key));
+        assert_eq!(raw_get(up.addr(), key).is_some(), libmemcached == 1);
+        on_down += usize::from(ours == 0);
+    }
+    // Both servers own a real share, so the names of both were exercised.
+    assert!(
+        (KEY_COUNT / 5..KEY_COUNT * 4 / 5).contains(&on_down),
+        "{on_down} keys on {down}"
+    );
 }
 
 #[test]
