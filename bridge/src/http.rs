@@ -33,8 +33,9 @@ use crate::server::Shared;
 
 type Body = Full<Bytes>;
 
-/// Serves one accepted connection: one request (no keep-alive), or one handshake that turns
-/// into a relay. `permit` bounds plain HTTP connections and is returned when this ends.
+/// Serves one accepted connection: HTTP requests, or a handshake that turns into a relay.
+/// The whole plain-HTTP life of a connection is bounded by --handshake-timeout (a browser
+/// reconnects for later requests). `permit` bounds plain HTTP connections.
 pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -51,7 +52,8 @@ pub async fn serve_connection(
         async move { Ok::<_, Infallible>(respond(request, peer, shared).await) }
     });
     let connection = http1::Builder::new()
-        .keep_alive(false)
+        // keep-alive stays on: hyper answers "Connection: close" without it, even on a 101.
+        .keep_alive(true)
         .max_buf_size(64 * 1024)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
