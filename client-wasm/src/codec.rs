@@ -96,9 +96,11 @@ pub fn encode_value<'a>(
         Payload::Text(text) => (FLAG_TEXT, Cow::Borrowed(text.as_bytes()), true),
         Payload::Int(n) => (FLAG_INTEGER, Cow::Owned(n.to_string().into_bytes()), false),
         Payload::Long(digits) => {
-            if normalize_decimal(digits.as_bytes()).is_none() {
+            // Strictly `-?[0-9]+`: memcached's incr/decr refuse anything else.
+            let unsigned = digits.strip_prefix('-').unwrap_or(digits);
+            if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(Error::NotSerializable(format!(
-                    "{digits:?} is not a decimal integer"
+                    "{digits:?} is not a decimal integer (digits with an optional '-')"
                 )));
             }
             (FLAG_LONG, Cow::Borrowed(digits.as_bytes()), false)

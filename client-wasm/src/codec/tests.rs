@@ -107,8 +107,10 @@ fn long_is_flag_4() {
         decode_value(FLAG_LONG, b"5", &options()).unwrap(),
         Decoded::Long("5".into())
     );
-    let err = encode_value(b"k", Payload::Long("12a"), &options()).unwrap_err();
-    assert_eq!(err.code(), "NOT_SERIALIZABLE");
+    for bad in ["12a", "", "-", "+5", " 5", "1.0", "1e3"] {
+        let err = encode_value(b"k", Payload::Long(bad), &options()).unwrap_err();
+        assert_eq!(err.code(), "NOT_SERIALIZABLE", "{bad:?}");
+    }
 }
 
 #[test]
