@@ -1112,3 +1112,532 @@ fn group_by_server(
     }
     groups
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds batches the way client-wasm/js/batch.js does.
+    #[derive(Default)]
+    struct Batch(Vec<u8>);
+
+    impl Batch {
+        fn op(mut self, opcode: u8, id: u32) -> Self {
+            put_u8(&mut self.0, opcode);
+            put_u32(&mut self.0, id);
+            put_u8(&mut self.0, 0);
+            self
+        }
+        fn hashed_op(mut self, opcode: u8, id: u32) -> Self {
+            put_u8(&mut self.0, opcode);
+            put_u32(&mut self.0, id);
+            put_u8(&mut self.0, OP_HASHED);
+            self
+        }
+        fn u32(mut self, v: u32) -> Self {
+            put_u32(&mut self.0, v);
+            self
+        }
+        fn u64(mut self, v: u64) -> Self {
+            put_u64(&mut self.0, v);
+            self
+        }
+        fn str(mut self, s: &[u8]) -> Self {
+            put_field(&mut self.0, s);
+            self
+        }
+        fn value(mut self, kind: u8, data: &[u8]) -> Self {
+            put_u8(&mut self.0, kind);
+            put_field(&mut self.0, data);
+            self
+        }
+        fn get(self, id: u32, key: &[u8]) -> Self {
+            self.op(opcode::GET, id).str(key)
+        }
+        fn set(self, id: u32, key: &[u8], kind: u8, data: &[u8]) -> Self {
+            self.op(opcode::SET, id)
+                .str(key)
+                .u32(0)
+                .u32(0)
+                .value(kind, data)
+        }
+    }
+
+    /// What `submit` returned, decoded.
+    #[derive(Debug, PartialEq)]
+    struct Submitted {
+        ops: Vec<(u32, std::result::Result<Vec<u16>, (u8, String)>)>,
+        writes: Vec<(u16, Vec<u8>)>,
+    }
+
+    fn decode_submit(out: &[u8], n_ops: usize) -> Submitted {
+        let mut r = Reader::new(out);
+        let mut ops = Vec::new();
+        for _ in 0..n_ops {
+            let id = r.u32().unwrap();
+            if r.u8().unwrap() == STATUS_QUEUED {
+                let n = u16_at(&mut r);
+                ops.push((id, Ok((0..n).map(|_| u16_at(&mut r)).collect())));
+            } else {
+                let code = r.u8().unwrap();
+                ops.push((
+                    id,
+                    Err((
+                        code,
+                        String::from_utf8(r.field().unwrap().to_vec()).unwrap(),
+                    )),
+                ));
+            }
+        }
+        let mut writes = Vec::new();
+        while !r.is_done() {
+            let server = u16_at(&mut r);
+            writes.push((server, r.field().unwrap().to_vec()));
+        }
+        Submitted { ops, writes }
+    }
+
+    fn u16_at(r: &mut Reader) -> u16 {
+        u16::from(r.u8().unwrap()) | (u16::from(r.u8().unwrap()) << 8)
+    }
+
+    /// One record of a receive result, decoded far enough to compare.
+    #[derive(Debug, PartialEq)]
+    enum Rec {
+        Miss(u32),
+        Value(u32, u8, Vec<u8>),
+        CasValue(u32, u64, u8, Vec<u8>),
+        True(u32),
+        False(u32),
+        Number(u32, String),
+        Values(u32, Vec<(u32, u8, Vec<u8>)>),
+        Keys(u32, Vec<u32>),
+        Stats(u32, usize),
+        Text(u32, String),
+        Error(u32, u8),
+    }
+
+    fn decode_records(out: &[u8]) -> Vec<Rec> {
+        let mut r = Reader::new(out);
+        let mut recs = Vec::new();
+        while !r.is_done() {
+            let id = r.u32().unwrap();
+            let rec = match r.u8().unwrap() {
+                record::MISS => Rec::Miss(id),
+                record::VALUE => Rec::Value(id, r.u8().unwrap(), r.field().unwrap().to_vec()),
+                record::CAS_VALUE => {
+                    let cas = r.u64().unwrap();
+                    Rec::CasValue(id, cas, r.u8().unwrap(), r.field().unwrap().to_vec())
+                }
+                record::TRUE => Rec::True(id),
+                record::FALSE => Rec::False(id),
+                record::NUMBER => {
+                    Rec::Number(id, String::from_utf8(r.field().unwrap().to_vec()).unwrap())
+                }
+                record::VALUES => {
+                    let n = r.u32().unwrap();
+                    let items = (0..n)
+                        .map(|_| {
+                            (
+                                r.u32().unwrap(),
+                                r.u8().unwrap(),
+                                r.field().unwrap().to_vec(),
+                            )
+                        })
+                        .collect();
+                    Rec::Values(id, items)
+                }
+                record::KEYS => {
+                    let n = r.u32().unwrap();
+                    Rec::Keys(id, (0..n).map(|_| r.u32().unwrap()).collect())
+                }
+                record::STATS => {
+                    let n = r.u32().unwrap();
+                    for _ in 0..n {
+                        r.field().unwrap();
+                        r.field().unwrap();
+                    }
+                    Rec::Stats(id, n as usize)
+                }
+                record::TEXT => {
+                    Rec::Text(id, String::from_utf8(r.field().unwrap().to_vec()).unwrap())
+                }
+                record::ERROR => {
+                    let code = r.u8().unwrap();
+                    r.field().unwrap();
+                    Rec::Error(id, code)
+                }
+                other => panic!("unknown record {other}"),
+            };
+            recs.push(rec);
+        }
+        recs
+    }
+
+    fn engine(servers: usize) -> Engine {
+        engine_with(servers, true)
+    }
+
+    fn engine_with(servers: usize, failover: bool) -> Engine {
+        Engine::new(EngineConfig {
+            servers: (0..servers)
+                .map(|i| (format!("127.0.0.1:{}", 11211 + i), 1))
+                .collect(),
+            distribution: DistributionKind::Modula,
+            hash: HashFunction::Cmemcache,
+            caller_hashes: false,
+            codec: CodecOptions::default(),
+            failover,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn gets_of_one_batch_share_one_get_line_and_split_the_values() {
+        let mut e = engine(1);
+        let batch = Batch::default().get(1, b"a").get(2, b"b").get(3, b"a");
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), 3);
+        assert_eq!(
+            sub.ops,
+            vec![(1, Ok(vec![0])), (2, Ok(vec![0])), (3, Ok(vec![0]))]
+        );
+        assert_eq!(sub.writes, vec![(0, b"get a b a\r\n".to_vec())]);
+        let reply = b"VALUE a 16 2\r\nhi\r\nVALUE a 16 2\r\nhi\r\nEND\r\n";
+        let recs = decode_records(&e.receive(0, reply).unwrap());
+        assert_eq!(
+            recs,
+            vec![
+                Rec::Value(1, kind::TEXT, b"hi".to_vec()),
+                Rec::Miss(2),
+                Rec::Value(3, kind::TEXT, b"hi".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_write_between_gets_keeps_the_order_on_the_wire() {
+        let mut e = engine(1);
+        let batch = Batch::default()
+            .get(1, b"k")
+            .set(2, b"k", kind::TEXT, b"v")
+            .get(3, b"k");
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), 3);
+        assert_eq!(
+            sub.writes,
+            vec![(0, b"get k\r\nset k 16 0 1\r\nv\r\nget k\r\n".to_vec())]
+        );
+        // The replies arrive one byte at a time: the records come out all the same.
+        let reply = b"END\r\nSTORED\r\nVALUE k 16 1\r\nv\r\nEND\r\n";
+        let mut recs = Vec::new();
+        for byte in reply {
+            recs.extend(decode_records(&e.receive(0, &[*byte]).unwrap()));
+        }
+        assert_eq!(
+            recs,
+            vec![
+                Rec::Miss(1),
+                Rec::True(2),
+                Rec::Value(3, kind::TEXT, b"v".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_key_fails_only_its_op_and_sends_nothing_for_it() {
+        let mut e = engine(1);
+        let batch = Batch::default().get(1, b"bad key").get(2, b"").set(
+            3,
+            b"ok",
+            kind::INT,
+            &42f64.to_le_bytes(),
+        );
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), 3);
+        assert!(matches!(&sub.ops[0], (1, Err((0, msg))) if msg.contains("bad key")));
+        assert!(matches!(&sub.ops[1], (2, Err((0, _)))));
+        assert_eq!(sub.ops[2], (3, Ok(vec![0])));
+        assert_eq!(sub.writes, vec![(0, b"set ok 2 0 2\r\n42\r\n".to_vec())]);
+    }
+
+    #[test]
+    fn a_value_over_the_limit_is_value_too_large() {
+        let mut e = Engine::new(EngineConfig {
+            servers: vec![("a:1".into(), 1)],
+            distribution: DistributionKind::Modula,
+            hash: HashFunction::Cmemcache,
+            caller_hashes: false,
+            codec: CodecOptions {
+                max_value_size: 4,
+                ..CodecOptions::default()
+            },
+            failover: true,
+        })
+        .unwrap();
+        let batch = Batch::default().set(1, b"k", kind::BYTES, b"12345");
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), 1);
+        assert!(matches!(&sub.ops[0], (1, Err((1, _)))));
+        assert!(sub.writes.is_empty());
+    }
+
+    #[test]
+    fn multi_get_sends_one_line_per_server_and_answers_by_key_index() {
+        let mut e = engine(3);
+        let keys: Vec<Vec<u8>> = (0..30).map(|i| format!("key{i}").into_bytes()).collect();
+        let mut batch = Batch::default()
+            .op(opcode::GET_MULTI, 7)
+            .str(b"p:")
+            .u32(keys.len() as u32);
+        for k in &keys {
+            batch = batch.str(k);
+        }
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), 1);
+        let Ok(targets) = &sub.ops[0].1 else {
+            panic!("{:?}", sub.ops)
+        };
+        assert_eq!(targets.len(), 3);
+        assert_eq!(sub.writes.len(), 3);
+        for (server, bytes) in &sub.writes {
+            let line = std::str::from_utf8(bytes).unwrap();
+            assert!(
+                line.starts_with("get p:key")
+                    && line.ends_with("\r\n")
+                    && line.matches("\r\n").count() == 1
+            );
+            // Answer the first key of each line; the record names its index among the 30.
+            let first = line[4..].split(' ').next().unwrap().trim_end().to_string();
+            let reply = format!("VALUE {first} 2 1\r\n5\r\nEND\r\n");
+            let recs = decode_records(&e.receive(*server as usize, reply.as_bytes()).unwrap());
+            let index = keys
+                .iter()
+                .position(|k| format!("p:{}", String::from_utf8_lossy(k)) == first)
+                .unwrap();
+            assert_eq!(
+                recs,
+                vec![Rec::Values(
+                    7,
+                    vec![(index as u32, kind::INT, b"5".to_vec())]
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn set_multi_reports_the_keys_not_stored_per_server() {
+        let mut e = engine(1);
+        let batch = Batch::default()
+            .op(opcode::SET_MULTI, 4)
+            .str(b"")
+            .u32(0)
+            .u32(0)
+            .u32(3)
+            .str(b"a")
+            .value(kind::TEXT, b"1")
+            .str(b"b")
+            .value(kind::TEXT, b"2")
+            .str(b"c")
+            .value(kind::JSON, b"[1]");
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), 1);
+        assert_eq!(
+            sub.writes[0].1,
+            b"set a 16 0 1\r\n1\r\nset b 16 0 1\r\n2\r\nset c 1 0 3\r\n[1]\r\n".to_vec()
+        );
+        let recs = decode_records(
+            &e.receive(0, b"STORED\r\nSERVER_ERROR out of memory\r\nNOT_STORED\r\n")
+                .unwrap(),
+        );
+        assert_eq!(recs, vec![Rec::Keys(4, vec![1, 2])]);
+    }
+
+    #[test]
+    fn counters_cas_touch_delete_and_server_errors_map_to_records() {
+        let mut e = engine(1);
+        let batch = Batch::default()
+            .op(opcode::INCR, 1)
+            .str(b"n")
+            .u64(5)
+            .op(opcode::DECR, 2)
+            .str(b"missing")
+            .u64(1)
+            .op(opcode::GETS, 3)
+            .str(b"n")
+            .op(opcode::CAS, 4)
+            .str(b"n")
+            .u32(0)
+            .u32(0)
+            .u64(99)
+            .value(kind::TEXT, b"x")
+            .op(opcode::TOUCH, 5)
+            .str(b"n")
+            .u32(10)
+            .op(opcode::DELETE, 6)
+            .str(b"n")
+            .op(opcode::INCR, 7)
+            .str(b"t")
+            .u64(1);
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), 7);
+        assert_eq!(
+            sub.writes[0].1,
+            b"incr n 5\r\ndecr missing 1\r\ngets n\r\ncas n 16 0 1 99\r\nx\r\ntouch n 10\r\ndelete n\r\nincr t 1\r\n".to_vec()
+        );
+        let reply = b"15\r\nNOT_FOUND\r\nVALUE n 2 2 99\r\n15\r\nEND\r\nEXISTS\r\nTOUCHED\r\nDELETED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
+        let recs = decode_records(&e.receive(0, reply).unwrap());
+        assert_eq!(
+            recs,
+            vec![
+                Rec::Number(1, "15".into()),
+                Rec::Miss(2),
+                Rec::CasValue(3, 99, kind::INT, b"15".to_vec()),
+                Rec::False(4),
+                Rec::True(5),
+                Rec::True(6),
+                Rec::Error(7, 6),
+            ]
+        );
+    }
+
+    #[test]
+    fn flush_stats_and_version_go_to_every_live_server() {
+        let mut e = engine(3);
+        e.mark_dead(1);
+        let batch = Batch::default()
+            .op(opcode::FLUSH_ALL, 1)
+            .u32(0)
+            .op(opcode::STATS, 2)
+            .str(b"items")
+            .op(opcode::VERSION, 3);
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), 3);
+        assert_eq!(
+            sub.ops,
+            vec![
+                (1, Ok(vec![0, 2])),
+                (2, Ok(vec![0, 2])),
+                (3, Ok(vec![0, 2]))
+            ]
+        );
+        assert_eq!(
+            sub.writes[1],
+            (2, b"flush_all\r\nstats items\r\nversion\r\n".to_vec())
+        );
+        let recs = decode_records(
+            &e.receive(
+                2,
+                b"OK\r\nSTAT items:1:number 3\r\nEND\r\nVERSION 1.6.9\r\n",
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            recs,
+            vec![Rec::True(1), Rec::Stats(2, 1), Rec::Text(3, "1.6.9".into())]
+        );
+        e.mark_dead(0);
+        e.mark_dead(2);
+        let sub = decode_submit(
+            &e.submit(&Batch::default().op(opcode::VERSION, 4).0)
+                .unwrap(),
+            1,
+        );
+        assert!(matches!(&sub.ops[0], (4, Err((8, _)))));
+    }
+
+    #[test]
+    fn dead_servers_are_re_hashed_past_with_failover_and_refused_without() {
+        let key = b"some-key";
+        let mut e = engine(2);
+        let home = e.pick(None, key, |_| true).unwrap();
+        e.mark_dead(home);
+        let sub = decode_submit(&e.submit(&Batch::default().get(1, key).0).unwrap(), 1);
+        assert_eq!(sub.ops[0], (1, Ok(vec![1 - home as u16])));
+        let mut strict = engine_with(2, false);
+        strict.mark_dead(home);
+        let sub = decode_submit(&strict.submit(&Batch::default().get(1, key).0).unwrap(), 1);
+        assert!(matches!(&sub.ops[0], (1, Err((8, _)))));
+        strict.mark_alive(home);
+        let sub = decode_submit(&strict.submit(&Batch::default().get(2, key).0).unwrap(), 1);
+        assert_eq!(sub.ops[0], (2, Ok(vec![home as u16])));
+    }
+
+    #[test]
+    fn explicit_hashes_choose_the_bucket() {
+        let mut e = Engine::new(EngineConfig {
+            servers: vec![("a:1".into(), 1), ("b:1".into(), 1), ("c:1".into(), 1)],
+            distribution: DistributionKind::Modula,
+            hash: HashFunction::Custom(Box::new(|_| 0)),
+            caller_hashes: true,
+            codec: CodecOptions::default(),
+            failover: true,
+        })
+        .unwrap();
+        let batch = Batch::default().hashed_op(opcode::GET, 1).u32(5).str(b"k");
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), 1);
+        assert_eq!(sub.ops[0], (1, Ok(vec![2])));
+        // A batch without the hash the configuration asks for is malformed.
+        assert!(e.submit(&Batch::default().get(2, b"k").0).is_err());
+    }
+
+    #[test]
+    fn a_malformed_batch_queues_nothing() {
+        let mut e = engine(1);
+        let mut bytes = Batch::default().get(1, b"fine").0;
+        bytes.extend_from_slice(&[opcode::GET, 2, 0, 0, 0, 0, 200, 0]);
+        assert_eq!(e.submit(&bytes).unwrap_err().code(), "BAD_ARGUMENT");
+        assert!(e.submit(&[99, 1, 0, 0, 0, 0]).is_err());
+        let sub = decode_submit(&e.submit(&Batch::default().get(3, b"x").0).unwrap(), 1);
+        assert_eq!(sub.writes, vec![(0, b"get x\r\n".to_vec())]);
+    }
+
+    #[test]
+    fn garbage_from_the_server_breaks_the_connection_after_the_good_records() {
+        let mut e = engine(1);
+        decode_submit(
+            &e.submit(&Batch::default().get(1, b"a").get(2, b"b").0)
+                .unwrap(),
+            2,
+        );
+        decode_submit(&e.submit(&Batch::default().get(3, b"c").0).unwrap(), 1);
+        let out = e.receive(0, b"END\r\nHELLO?\r\n").unwrap();
+        let mut r = Reader::new(&out);
+        assert_eq!((r.u32().unwrap(), r.u8().unwrap()), (1, record::MISS));
+        assert_eq!((r.u32().unwrap(), r.u8().unwrap()), (2, record::MISS));
+        assert_eq!(
+            (r.u32().unwrap(), r.u8().unwrap()),
+            (CONNECTION_BROKEN_ID, record::ERROR)
+        );
+        assert_eq!(r.u8().unwrap(), 4);
+        // After reset the server takes new requests on a clean state.
+        e.reset(0);
+        let sub = decode_submit(&e.submit(&Batch::default().get(4, b"d").0).unwrap(), 1);
+        assert_eq!(sub.writes, vec![(0, b"get d\r\n".to_vec())]);
+        assert_eq!(
+            decode_records(&e.receive(0, b"END\r\n").unwrap()),
+            vec![Rec::Miss(4)]
+        );
+    }
+
+    #[test]
+    fn pickles_and_compressed_values_decode_to_json_text() {
+        let mut e = engine(1);
+        decode_submit(&e.submit(&Batch::default().get(1, b"p").0).unwrap(), 1);
+        // python-memcached's default: pickle protocol 0 of {'a': 1}
+        let pickle = b"(dp0\nVa\np1\nI1\ns.";
+        let mut reply = format!("VALUE p 1 {}\r\n", pickle.len()).into_bytes();
+        reply.extend_from_slice(pickle);
+        reply.extend_from_slice(b"\r\nEND\r\n");
+        let recs = decode_records(&e.receive(0, &reply).unwrap());
+        let Rec::Value(1, kind::JSON, json) = &recs[0] else {
+            panic!("{recs:?}")
+        };
+        let parsed: serde_json::Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(parsed, serde_json::json!({"a": 1}));
+    }
+
+    #[test]
+    fn coalescing_stops_at_the_key_bound() {
+        let mut e = engine(1);
+        let mut batch = Batch::default();
+        for i in 0..(MAX_COALESCED_KEYS as u32 + 1) {
+            batch = batch.get(i + 1, format!("k{i}").as_bytes());
+        }
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), MAX_COALESCED_KEYS + 1);
+        let wire = String::from_utf8(sub.writes[0].1.clone()).unwrap();
+        assert_eq!(wire.matches("get ").count(), 2);
+    }
+}
