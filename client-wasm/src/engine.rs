@@ -1163,10 +1163,13 @@ mod tests {
         }
     }
 
+    /// An op's status: the servers it was queued on, or (error code, message).
+    type Outcome = std::result::Result<Vec<u16>, (u8, String)>;
+
     /// What `submit` returned, decoded.
     #[derive(Debug, PartialEq)]
     struct Submitted {
-        ops: Vec<(u32, std::result::Result<Vec<u16>, (u8, String)>)>,
+        ops: Vec<(u32, Outcome)>,
         writes: Vec<(u16, Vec<u8>)>,
     }
 
