@@ -8,6 +8,11 @@ import { BridgeRefusedError, ConnectionError } from "./errors.js";
 const CLOSE_POLICY_VIOLATION = 1008;
 /** The subprotocol the bridge speaks: raw bytes in binary frames. */
 const BINARY_PROTOCOL = "binary";
+/**
+ * Largest frame sent: a batch is cut into frames of at most this size (the bridge relays a
+ * byte stream, so cuts may fall anywhere), well under the bridge's default 2 MiB limit.
+ */
+const MAX_FRAME_BYTES = 256 * 1024;
 /** Longest refusal text read from a bridge's HTTP answer to a refused handshake. */
 const MAX_REFUSAL_TEXT = 512;
 
@@ -46,8 +51,9 @@ export class WebSocketTransport {
     this.socket = socket;
     socket.onopen = () => {
       this.open = true;
-      for (const bytes of this.queued) socket.send(bytes);
+      const queued = this.queued;
       this.queued = [];
+      for (const bytes of queued) this.write(bytes);
     };
     socket.onmessage = (event) => {
       const data = event.data;
@@ -86,8 +92,17 @@ export class WebSocketTransport {
   }
 
   write(bytes) {
-    if (this.open) this.socket.send(bytes);
-    else this.queued.push(bytes.slice());
+    if (!this.open) {
+      this.queued.push(bytes.slice());
+      return;
+    }
+    if (bytes.length <= MAX_FRAME_BYTES) {
+      this.socket.send(bytes);
+      return;
+    }
+    for (let at = 0; at < bytes.length; at += MAX_FRAME_BYTES) {
+      this.socket.send(bytes.subarray(at, at + MAX_FRAME_BYTES));
+    }
   }
 
   setBusy() {}

@@ -1,0 +1,82 @@
+// The whole API through a real memcache-bridge (WebSocket, the `ws` package in Node), on one
+// server and on three; refusals surface as BRIDGE_REFUSED with the bridge's reason.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { Client } from "../../client-wasm/js/node.js";
+import { startMemcacheds } from "./support/servers.mjs";
+import { Bridge } from "./support/bridge.mjs";
+import { apiSuite } from "./support/api-suite.mjs";
+
+for (const n of [1, 3]) {
+  apiSuite(`bridge, ${n} server${n > 1 ? "s" : ""}`, async () => {
+    const servers = await startMemcacheds(n);
+    const addresses = servers.map((s) => s.address);
+    const bridge = await Bridge.start({ upstreams: addresses, tokens: ["s3cret-token"] });
+    const mc = new Client(addresses, { bridge: bridge.url, token: "s3cret-token", timeout: 3000 });
+    return { mc, addresses, cleanup: async () => { mc.close(); await bridge.stop(); await servers.stopAll(); } };
+  });
+}
+
+const cleanup = [];
+after(async () => { for (const f of cleanup.reverse()) await f(); });
+
+async function setup(bridgeOptions = {}) {
+  const servers = await startMemcacheds(1);
+  const bridge = await Bridge.start({ upstreams: [servers[0].address], ...bridgeOptions });
+  cleanup.push(async () => { await bridge.stop(); await servers.stopAll(); });
+  return { address: servers[0].address, bridge, server: servers[0] };
+}
+
+function client(address, options) {
+  const mc = new Client([address], { timeout: 3000, ...options });
+  cleanup.push(async () => mc.close());
+  return mc;
+}
+
+test("bridge refusals: wrong token, missing token, unknown upstream are BRIDGE_REFUSED with the reason", async () => {
+  const { address, bridge } = await setup({ tokens: ["right"] });
+  await assert.rejects(client(address, { bridge: bridge.url, token: "wrong" }).get("k"),
+    (e) => e.code === "BRIDGE_REFUSED" && e.status === 401 && /not valid/.test(e.reason) && e.server === address);
+  await assert.rejects(client(address, { bridge: bridge.url }).get("k"),
+    (e) => e.code === "BRIDGE_REFUSED" && e.status === 401 && /token is required/.test(e.reason));
+  await assert.rejects(client("127.0.0.1:1", { bridge: bridge.url, token: "right" }).get("k"),
+    (e) => e.code === "BRIDGE_REFUSED" && e.status === 403);
+  // A refusal is no dead server: the right token works on the same client afterwards.
+  const mc = client(address, { bridge: bridge.url, token: "right" });
+  assert.equal(await mc.set("k", "v"), true);
+  assert.equal(await mc.get("k"), "v");
+});
+
+test("a read-only bridge lets reads through and refuses a write with close code 1008", async () => {
+  const { address, bridge } = await setup({ readOnly: true });
+  const mc = client(address, { bridge: bridge.url });
+  assert.equal(await mc.get("k"), undefined);
+  await assert.rejects(mc.set("k", "v"), (e) => e.code === "BRIDGE_REFUSED" && e.closeCode === 1008 && e.reason.length > 0);
+  assert.equal(await mc.get("k"), undefined, "reads work again on a new connection");
+  assert.ok((await mc.stats())[address]);
+});
+
+test("large batches are split into frames under the bridge's message limit", async () => {
+  const { address, bridge } = await setup();
+  const mc = client(address, { bridge: bridge.url, maxValueSize: 1024 * 1024 });
+  const big = "x".repeat(900 * 1024);
+  const values = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`big${i}`, big]));
+  assert.deepEqual(await mc.setMulti(values), []);
+  const got = await mc.getMulti(Object.keys(values));
+  for (const k of Object.keys(values)) assert.equal(got[k].length, big.length);
+});
+
+test("memcached dying behind the bridge rejects pending calls, then the client recovers", async () => {
+  const { address, bridge, server } = await setup();
+  const mc = client(address, { bridge: bridge.url, deadRetry: 0.2 });
+  assert.equal(await mc.set("k", "v"), true);
+  server.pause();
+  const pending = mc.get("k");
+  await new Promise((r) => setTimeout(r, 100));
+  await server.stop();
+  await assert.rejects(pending, (e) => e.code === "CONNECTION_ERROR" && e.server === address);
+  await server.startProcess();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await mc.set("k", "again"), true);
+  assert.equal(await mc.get("k"), "again");
+});
