@@ -48,6 +48,7 @@ export function percent(fraction) {
   if (fraction === undefined || fraction === null) return MISSING;
   const p = fraction * 100;
   if (Number.isInteger(p)) return `${p}%`;
+  if (p < 0.1) return "<0.1%";
   // Rounded down, so a ratio with any miss never reads as "100%".
   return `${(Math.floor(p * 10) / 10).toFixed(1)}%`;
 }

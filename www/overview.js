@@ -124,7 +124,7 @@ function serverCard(watch) {
       stat("Connections", format.count(s.connections), { "data-for": "connections" }),
       stat("Gets", r ? format.rate(r.getsPerSec) : "measuring…", { "data-for": "gets" }),
       stat("Sets", r ? format.rate(r.setsPerSec) : "measuring…", { "data-for": "sets" }),
-      stat("Hit ratio", format.percent(s.hitRatio), { "data-for": "hit-ratio" }),
+      stat("Hit ratio (since start)", format.percent(s.hitRatio), { "data-for": "hit-ratio" }),
       stat("Evictions", format.count(s.evictions), { "data-for": "evictions" }),
       el(
         "div",

@@ -21,6 +21,10 @@ import {
 /** How long the page may take to show a change: a few of its 2 s refreshes, plus the
  *  client's 3 s request timeout for a server that stopped answering. */
 const UI_TIMEOUT_MS = 15_000;
+/** How long the overview test sends traffic, and how many page refreshes it waits for
+ *  (the screenshot is taken then, with the charts showing that traffic). */
+const TRAFFIC_MS = 24_000;
+const TRAFFIC_REFRESHES = 9;
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 const ARTIFACTS = path.join(ROOT, "tests", "artifacts");
@@ -84,15 +88,18 @@ test("the overview shows both servers' stats, rates and charts", async () => {
   }
   assert.equal(await page.locator('[data-figure="servers-up"] .figure-value').textContent(), "2 of 2");
 
-  // Real traffic, so the rates and charts have something to show.
-  await generateTraffic(servers.map((s) => s.port), { durationMs: 7_000, maxRounds: 200 });
-  const gets = card(page, servers[0].address).locator('[data-stat="gets"]');
-  await page.waitForFunction(
-    (el) => /^[\d.]+k?\/s$/.test(el.textContent) && el.textContent !== "0/s",
-    await gets.elementHandle(),
-    { timeout: UI_TIMEOUT_MS },
-  );
-  assert.match(await page.locator('[data-figure="gets"] .figure-value').textContent(), /\/s$/);
+  // Real traffic while the page watches, so the rates and charts have something to show.
+  const refreshes = async () => Number(await page.evaluate(() => document.body.dataset.refreshes));
+  const before = await refreshes();
+  const traffic = generateTraffic(servers.map((s) => s.port), { durationMs: TRAFFIC_MS, maxRounds: 400 });
+  await page.waitForFunction((n) => Number(document.body.dataset.refreshes) >= n, before + TRAFFIC_REFRESHES, {
+    timeout: TRAFFIC_MS + UI_TIMEOUT_MS,
+  });
+  for (const server of servers) {
+    assert.match(await card(page, server.address).locator('[data-stat="gets"]').textContent(), /^[1-9][\d.]*k?\/s$/);
+    assert.match(await card(page, server.address).locator('[data-stat="sets"]').textContent(), /^[1-9][\d.]*k?\/s$/);
+  }
+  assert.match(await page.locator('[data-figure="gets"] .figure-value').textContent(), /^[1-9][\d.]*k?\/s$/);
   for (const chart of ["#chart-gets", "#chart-sets", "#chart-hits"]) {
     assert.ok(await page.locator(`${chart} path[data-series="fleet"]`).count(), `${chart} draws the fleet's line`);
     for (const server of servers) {
@@ -108,10 +115,13 @@ test("the overview shows both servers' stats, rates and charts", async () => {
   await phone.setViewportSize(PHONE);
   await phone.goto(bridge.url);
   await card(phone, servers[1].address, "up").waitFor({ timeout: UI_TIMEOUT_MS });
+  // A few refreshes, so the phone's picture shows rates and lines too.
+  await phone.waitForFunction(() => Number(document.body.dataset.refreshes) >= 4, null, { timeout: UI_TIMEOUT_MS });
   const width = await phone.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= PHONE.width, `the page fits a phone's width (scrollWidth ${width})`);
   await phone.screenshot({ path: path.join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });
   await phone.close();
+  await traffic;
 });
 
 test("a key set in the page reads back, in the page and in python-memcached", async () => {
@@ -161,7 +171,7 @@ function pythonServerFor(key) {
 
 test("top5films, pickled by python-memcached, is shown decoded", async () => {
   await lookUp(page, "top5films");
-  const value = page.locator('[data-item="value"]');
+  const value = page.locator('[data-item="value"]', { hasText: "The Godfather" });
   await value.waitFor({ timeout: UI_TIMEOUT_MS });
   const text = await value.textContent();
   const rows = JSON.parse(text);

@@ -185,18 +185,21 @@ export async function rawGet(port, key) {
 }
 
 /**
- * Real traffic for the charts: rounds of pipelined sets and gets (some missing keys, so the
- * hit ratio is not a flat 100%) on each port, until `durationMs` has passed or `maxRounds`
- * rounds ran, whichever comes first.
+ * Real traffic for the charts: rounds of pipelined sets and gets on each port (gets of keys
+ * partly never set, so the hit ratio is not a flat 100%), the load rising and falling over
+ * time and heavier on later ports, so each server's line is its own. Runs until `durationMs`
+ * has passed or `maxRounds` rounds ran, whichever comes first.
  */
-export async function generateTraffic(ports, { durationMs, maxRounds, pauseMs = 50 }) {
+export async function generateTraffic(ports, { durationMs, maxRounds, pauseMs = 100 }) {
   const end = Date.now() + durationMs;
   for (let round = 0; round < maxRounds && Date.now() < end; round += 1) {
     await Promise.all(
-      ports.map((port) => {
+      ports.map((port, i) => {
+        const sets = 4 + 4 * i;
+        const gets = Math.round((30 + 20 * i) * (1 + 0.6 * Math.sin(round / 8 + i)));
         let request = "";
-        for (let i = 0; i < 10; i += 1) request += `set traffic:${i} 0 60 5\r\nvalue\r\n`;
-        request += "get " + Array.from({ length: 40 }, (_, i) => `traffic:${i % 16}`).join(" ") + "\r\n";
+        for (let k = 0; k < sets; k += 1) request += `set traffic:${k} 0 60 5\r\nvalue\r\n`;
+        request += "get " + Array.from({ length: gets }, (_, k) => `traffic:${k % (sets + 4)}`).join(" ") + "\r\n";
         return memcachedExchange(port, request);
       }),
     );

@@ -140,6 +140,8 @@ test("numbers are formatted for people", () => {
   assert.equal(format.rate(1234), "1.2k/s");
   assert.equal(format.rate(0.25), "0.3/s");
   assert.equal(format.percent(0.5), "50%");
+  assert.equal(format.percent(0.0004), "<0.1%");
+  assert.equal(format.percent(0.99999), "99.9%");
   assert.equal(format.percent(undefined), format.MISSING);
 });
 
