@@ -3,11 +3,11 @@
 //! in and come out as whole responses, matched to requests by a FIFO because memcached
 //! answers in order.
 //!
-//! One hazard of the text protocol is that `noreply` only silences the usual replies:
-//! memcached still answers some malformed noreply requests with CLIENT_ERROR or
-//! SERVER_ERROR, and that line would then be taken for the next request's reply. Encoding
-//! refuses bad keys and callers refuse values over the item limit before pushing, which
-//! keeps noreply requests from being malformed in the first place.
+//! A noreply request waits for nothing, so any line it drew would be taken for the next
+//! request's reply. memcached 1.6 stays silent for noreply requests that fail (a value
+//! over the item limit, incr of a non-number: both checked against 1.6.18); what does
+//! draw a reply is a request whose framing is broken (a bad key, a data block of the
+//! wrong length), and encoding never writes one.
 
 use std::collections::VecDeque;
 

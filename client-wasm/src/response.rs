@@ -887,6 +887,15 @@ mod tests {
     }
 
     #[test]
+    fn a_metadump_without_end_is_bounded() {
+        let mut dump = b"key=a\n".repeat(MAX_METADUMP_LINES);
+        assert_eq!(parse_response(&dump, Expect::Metadump, 0, LIMIT), Ok(None));
+        dump.extend_from_slice(b"key=a\n");
+        let message = protocol_error(&dump, Expect::Metadump, 0);
+        assert!(message.contains("metadump reply longer"), "{message}");
+    }
+
+    #[test]
     fn the_parser_keeps_its_progress_between_calls() {
         let mut parser = ResponseParser::new(LIMIT);
         let reply = b"VALUE a 0 5\r\nhello\r\nVALUE b 1 2 7\r\nhi\r\nEND\r\nSTORED\r\n";

@@ -815,3 +815,52 @@ fn bad_keys_are_refused_before_anything_is_sent() {
         Response::Version(_)
     ));
 }
+
+#[test]
+fn failing_noreply_requests_stay_silent_so_replies_stay_in_step() {
+    let server = Memcached::start(&[]);
+    let mut client = server.client();
+    client.call(&set(b"text", b"abc")).unwrap();
+    let too_large = vec![b'x'; 2 * 1024 * 1024];
+    let quiet_failures = [
+        Request::Store {
+            verb: StorageVerb::Set,
+            key: b"huge",
+            flags: 0,
+            exptime: 0,
+            data: &too_large,
+            noreply: true,
+        },
+        Request::Incr {
+            key: b"text",
+            delta: 1,
+            noreply: true,
+        },
+        Request::Store {
+            verb: StorageVerb::Add,
+            key: b"text",
+            flags: 0,
+            exptime: 0,
+            data: b"x",
+            noreply: true,
+        },
+        Request::Delete {
+            key: b"missing",
+            noreply: true,
+        },
+    ];
+    assert_eq!(client.send(&quiet_failures).unwrap(), vec![]);
+    // Had memcached answered any of them, that line would be read as this reply.
+    let replies = client
+        .send(&[
+            Request::Version,
+            Request::Get {
+                keys: &[b"text", b"huge"],
+            },
+        ])
+        .unwrap();
+    assert!(matches!(replies[0], Response::Version(_)), "{replies:?}");
+    let items = values(replies[1].clone());
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].data, b"abc");
+}
