@@ -1,0 +1,151 @@
+// Types of memcache-wasm: the Client (python-memcached's API as Promises) and its errors.
+
+/** A server: "host:port", or with a weight (a server of weight w gets w buckets). */
+export type ServerSpec = string | { address: string; weight?: number } | [address: string, weight: number];
+
+/** A value that can be stored. Strings, bytes, safe integers and BigInts keep their type;
+ * anything else goes through the serializer (JSON by default). */
+export type Value = unknown;
+
+export interface Serializer {
+  serialize(value: unknown): Uint8Array | string;
+  deserialize(bytes: Uint8Array): unknown;
+}
+
+export interface ClientOptions {
+  /** A ws:// or wss:// memcache-bridge URL. Without it Node uses TCP; a browser needs one. */
+  bridge?: string;
+  /** The token for a bridge that asks one (header in Node, subprotocol entry in browsers). */
+  token?: string;
+  /** Log python-memcached style debug lines: true (console.error), a function, or a logger with log(). */
+  debug?: boolean | ((line: string) => void) | { log(line: string): void };
+  /** "crc32" (python-memcached's cmemcache_hash, the default), "crc32-old", or a function of the full key. */
+  hashFunction?: "crc32" | "crc32-old" | ((key: string) => number);
+  /** "modula" (python-memcached's, the default) or "ketama" (libmemcached's consistent hashing). */
+  distribution?: "modula" | "ketama";
+  /** How objects are stored (flag 1): "json" (default), "pickle", or your own. */
+  serializer?: "json" | "pickle" | Serializer;
+  /** Compress values longer than this many bytes with zlib (0, the default: never). */
+  minCompressLen?: number;
+  /** Largest value stored, after compression (default 1 MiB, memcached's default item size). */
+  maxValueSize?: number;
+  /** Accepted for python-memcached parity; keys are always checked (a bad key would break the protocol). */
+  checkKeys?: boolean;
+  /** Milliseconds a request may wait for its answer (default 3000). */
+  timeout?: number;
+  /** Seconds a failed server is skipped (default 30). */
+  deadRetry?: number;
+  /** Re-hash a dead server's keys to another server, as python-memcached does (default true). */
+  failover?: boolean;
+  /** snake_case spellings are accepted too. */
+  min_compress_len?: number;
+  dead_retry?: number;
+  socket_timeout?: number;
+  check_keys?: boolean;
+  server_max_value_length?: number;
+}
+
+export interface PrefixOptions {
+  keyPrefix?: string;
+  key_prefix?: string;
+}
+
+export interface StoreOptions {
+  minCompressLen?: number;
+  min_compress_len?: number;
+}
+
+export interface SetMultiOptions extends PrefixOptions, StoreOptions {
+  expiry?: number;
+  time?: number;
+}
+
+export interface CasResult<T = unknown> {
+  value: T;
+  /** The cas unique to pass to cas(). */
+  cas: bigint;
+}
+
+/** Per server address ("host:port"). */
+export type PerServer<T> = Record<string, T>;
+
+export class Client {
+  constructor(servers: ServerSpec | ServerSpec[], options?: ClientOptions);
+
+  /** The servers as configured, and whether each is currently skipped as dead. */
+  readonly servers: { address: string; weight: number; dead: boolean }[];
+
+  /** The value, or undefined on a miss. */
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  gets<T = unknown>(key: string): Promise<CasResult<T> | undefined>;
+  /** The values found, keyed as given (without the prefix). One request per server. */
+  getMulti<T = unknown>(keys: string[], options?: PrefixOptions): Promise<Record<string, T>>;
+
+  /** true when stored. `expiry` in seconds (or a unix time), 0 for none. */
+  set(key: string, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
+  add(key: string, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
+  replace(key: string, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
+  append(key: string, value: Value, expiry?: number): Promise<boolean>;
+  prepend(key: string, value: Value, expiry?: number): Promise<boolean>;
+  /** Stores only if unchanged since gets() returned `cas`: true when stored. */
+  cas(key: string, value: Value, cas: bigint | number | string, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
+  /** The keys not stored. */
+  setMulti(mapping: Record<string, Value> | Map<string, Value>, options?: SetMultiOptions | number): Promise<string[]>;
+
+  /** true when deleted, false when it was not there. */
+  delete(key: string): Promise<boolean>;
+  /** true when every server answered (a missing key is no failure). */
+  deleteMulti(keys: string[], options?: PrefixOptions): Promise<boolean>;
+
+  /** The new value (a BigInt above 2^53-1), or undefined when the key is missing. */
+  incr(key: string, delta?: number | bigint): Promise<number | bigint | undefined>;
+  decr(key: string, delta?: number | bigint): Promise<number | bigint | undefined>;
+  /** true when the key exists. */
+  touch(key: string, expiry: number): Promise<boolean>;
+
+  /** Invalidates every item on every live server (after `delay` seconds). */
+  flushAll(delay?: number): Promise<boolean>;
+  /** memcached's statistics per server; `args` as memcached's ("items", "slabs", "settings", ...). */
+  stats(args?: string): Promise<PerServer<Record<string, string>>>;
+  version(): Promise<PerServer<string>>;
+  /** Closes every connection; pending and later calls reject with CLOSED. */
+  close(): Promise<void>;
+
+  // python-memcached's names
+  get_multi: Client["getMulti"];
+  set_multi: Client["setMulti"];
+  delete_multi: Client["deleteMulti"];
+  flush_all: Client["flushAll"];
+  get_stats: Client["stats"];
+  disconnect_all: Client["close"];
+}
+
+export type ErrorCode =
+  | "BAD_KEY" | "VALUE_TOO_LARGE" | "NOT_SERIALIZABLE" | "DECODE_ERROR" | "PROTOCOL_ERROR"
+  | "UNKNOWN_COMMAND" | "CLIENT_ERROR" | "SERVER_ERROR" | "NO_SERVER" | "BAD_ARGUMENT"
+  | "CONNECTION_ERROR" | "TIMEOUT" | "BRIDGE_REFUSED" | "CLOSED";
+
+export class MemcacheError extends Error {
+  readonly code: ErrorCode;
+  /** The server concerned, for errors that come from one. */
+  readonly server?: string;
+  /** The bridge's close reason or refusal text (BRIDGE_REFUSED, CONNECTION_ERROR through a bridge). */
+  readonly reason?: string;
+  readonly closeCode?: number;
+  /** HTTP status of a refused bridge handshake. */
+  readonly status?: number;
+}
+export class BadKeyError extends MemcacheError {}
+export class ValueTooLargeError extends MemcacheError {}
+export class NotSerializableError extends MemcacheError {}
+export class DecodeError extends MemcacheError {}
+export class ProtocolError extends MemcacheError {}
+export class UnknownCommandError extends MemcacheError {}
+export class ClientError extends MemcacheError {}
+export class ServerError extends MemcacheError {}
+export class NoServerError extends MemcacheError {}
+export class BadArgumentError extends MemcacheError {}
+export class ConnectionError extends MemcacheError {}
+export class TimeoutError extends MemcacheError {}
+export class BridgeRefusedError extends MemcacheError {}
+export class ClosedError extends MemcacheError {}
