@@ -92,6 +92,8 @@ pub struct ResponseParser {
     /// The start of a line whose end has not arrived (at most [`MAX_LINE_LENGTH`]).
     carry: Vec<u8>,
     state: State,
+    /// What the reply being read answers; a caller that switches mid-reply is refused.
+    reading: Option<Expect>,
 }
 
 /// How far into the current reply we are.
@@ -125,6 +127,7 @@ impl ResponseParser {
             max_item_size,
             carry: Vec::new(),
             state: State::Start,
+            reading: None,
         }
     }
 
@@ -139,11 +142,17 @@ impl ResponseParser {
         input: &[u8],
     ) -> Result<(usize, Option<Response>)> {
         if expect == Expect::Nothing {
-            return Err(Error::Protocol(format!(
-                "{} bytes arrived for a request that expects no reply",
-                input.len()
+            return Err(Error::Protocol(
+                "bytes arrived for a request that expects no reply".into(),
+            ));
+        }
+        if !self.is_idle() && self.reading != Some(expect) {
+            return Err(Error::BadArgument(format!(
+                "asked to parse a reply to {expect:?} while a reply to {:?} is half read",
+                self.reading
             )));
         }
+        self.reading = Some(expect);
         let mut pos = 0;
         loop {
             if let State::Values { items, block } = &mut self.state {
@@ -173,6 +182,7 @@ impl ResponseParser {
             pos += used;
             if let Some(reply) = reply {
                 self.state = State::Start;
+                self.reading = None;
                 return Ok((pos, Some(reply)));
             }
         }
@@ -187,6 +197,7 @@ impl ResponseParser {
     pub fn reset(&mut self) {
         self.carry = Vec::new();
         self.state = State::Start;
+        self.reading = None;
     }
 }
 
@@ -343,7 +354,7 @@ fn on_values_line(
         };
     }
     let State::Values { items, block } = state else {
-        unreachable!("state was just set to Values");
+        return Ok(None); // not reached: the state was made Values just above
     };
     if items.len() >= max_values {
         return Err(Error::Protocol(format!(
@@ -418,11 +429,11 @@ fn on_stats_line(state: &mut State, line: &[u8]) -> Result<Option<Response>> {
         Some(space) => (&entry[..space], &entry[space + 1..]),
         None => (entry, &b""[..]),
     };
-    if first {
+    if !matches!(state, State::Stats(_)) {
         *state = State::Stats(Vec::new());
     }
     let State::Stats(stats) = state else {
-        unreachable!("a stats reply in progress is in the Stats state");
+        return Ok(None); // not reached: the state was made Stats just above
     };
     if stats.len() >= MAX_STATS_LINES {
         return Err(Error::Protocol(format!(
@@ -450,11 +461,11 @@ fn on_metadump_line(state: &mut State, line: &[u8]) -> Result<Option<Response>> 
     if !line.starts_with(b"key=") {
         return Err(unexpected(Expect::Metadump, line));
     }
-    if first {
+    if !matches!(state, State::Metadump(_)) {
         *state = State::Metadump(Vec::new());
     }
     let State::Metadump(lines) = state else {
-        unreachable!("a metadump reply in progress is in the Metadump state");
+        return Ok(None); // not reached: the state was made Metadump just above
     };
     if lines.len() >= MAX_METADUMP_LINES {
         return Err(Error::Protocol(format!(
@@ -922,6 +933,28 @@ mod tests {
                 ]),
                 Response::Stored
             ]
+        );
+    }
+
+    #[test]
+    fn switching_the_expected_reply_mid_reply_is_refused_not_a_panic() {
+        let mut parser = ResponseParser::new(LIMIT);
+        assert_eq!(
+            parser.parse(Expect::Values, 1, b"VALUE a 0 1\r\nx\r\n"),
+            Ok((16, None))
+        );
+        for expect in [Expect::Stats, Expect::Metadump, Expect::Stored] {
+            let error = parser.parse(expect, 0, b"STAT a b\r\n").unwrap_err();
+            assert!(matches!(error, Error::BadArgument(_)), "{error:?}");
+        }
+        assert_eq!(
+            parser.parse(Expect::Values, 1, b"END\r\n"),
+            Ok((5, Some(Response::Values(vec![item("a", 0, None, b"x")]))))
+        );
+        // Between replies any expectation is fine.
+        assert_eq!(
+            parser.parse(Expect::Ok, 0, b"OK\r\n"),
+            Ok((4, Some(Response::Ok)))
         );
     }
 
