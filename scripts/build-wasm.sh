@@ -9,9 +9,9 @@ ROOT=$(pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=client-wasm/pkg
 
-# Size over speed for the download: opt-level "s" keeps the hot loops fast enough and
-# cuts the module; the name section is dropped (a trap still names the wasm offset).
-export CARGO_PROFILE_WASM_OPT_LEVEL=${WASM_OPT_LEVEL:-s}
+# Size over speed for the download: opt-level "z" keeps the hot loops fast enough (the
+# per-op work is small) and cuts the module; the name section is dropped.
+export CARGO_PROFILE_WASM_OPT_LEVEL=${WASM_OPT_LEVEL:-z}
 cargo build -q --profile wasm --target wasm32-unknown-unknown -p memcache-wasm
 WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm/memcache_wasm.wasm"
 
