@@ -13,6 +13,8 @@ command -v memcached >/dev/null 2>&1 || need_apt+=(memcached)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # libmemcached's own ketama, through Debian's python3-pylibmc: the reference our ketama is checked against.
 /usr/bin/python3 -c 'import pylibmc' >/dev/null 2>&1 || need_apt+=(python3-pylibmc)
+# binaryen's wasm-opt shrinks the npm package's .wasm (scripts/build-wasm.sh).
+command -v wasm-opt >/dev/null 2>&1 || need_apt+=(binaryen)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
