@@ -21,8 +21,8 @@ export function bridgeBinary() {
 }
 
 export class Bridge {
-  /** @param {{upstreams: string[], tokens?: string[], readOnly?: boolean}} options */
-  static async start({ upstreams, tokens, readOnly }) {
+  /** @param {{upstreams: string[], tokens?: string[], readOnly?: boolean, www?: string}} options */
+  static async start({ upstreams, tokens, readOnly, www }) {
     const b = new Bridge();
     b.port = await freePort();
     b.url = `ws://127.0.0.1:${b.port}`;
@@ -35,6 +35,7 @@ export class Bridge {
       args.push("--token-file", file);
     }
     if (readOnly) args.push("--read-only");
+    if (www) args.push("--www", www);
     b.stderr = "";
     b.child = spawn(bridgeBinary(), args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
     b.child.stderr.on("data", (d) => { if (b.stderr.length < 100_000) b.stderr += d; });
