@@ -17,6 +17,8 @@ export const REFRESH_MS = 2000;
 const HISTORY_MS = 10 * 60 * 1000;
 /** A server that does not answer `stats` within this is shown as down. */
 const REQUEST_TIMEOUT_MS = 3000;
+/** Listing keys walks the server's whole cache; a large one takes seconds, not milliseconds. */
+const METADUMP_TIMEOUT_MS = 30_000;
 /** The package's browser build, served by the bridge from www/vendor (never a CDN). */
 const PACKAGE_ENTRY = "./vendor/memcache-wasm/js/browser.js";
 /** Where the token a person typed is kept: for this tab only, gone when it closes. */
@@ -80,7 +82,21 @@ function showBridge(config) {
     $("bridge-status"),
     `Bridge ${location.host} · ${config.servers.length} server${config.servers.length === 1 ? "" : "s"}`,
     config.readOnly && el("span", { class: "tag", "data-read-only": "" }, "read-only"),
-    config.tokenRequired && el("span", { class: "tag" }, "token"),
+    config.tokenRequired &&
+      el(
+        "button",
+        {
+          type: "button",
+          id: "change-token",
+          class: "tag-button",
+          title: "Forget the token of this tab and ask for it again",
+          onclick: () => {
+            sessionStorage.removeItem(TOKEN_STORAGE);
+            location.reload();
+          },
+        },
+        "Change token",
+      ),
   );
 }
 
@@ -104,6 +120,20 @@ async function statsOf(client, address) {
   return stats;
 }
 
+/**
+ * One server's metadump lines, on a connection of its own: memcached refuses a metadump
+ * while replies to earlier requests on the connection are pending, which a shared
+ * connection cannot promise.
+ */
+async function listKeys(Client, server, options) {
+  const client = new Client([server], { ...options, timeout: METADUMP_TIMEOUT_MS, deadRetry: 0 });
+  try {
+    return await client.metadump({ server });
+  } finally {
+    await client.close();
+  }
+}
+
 async function main() {
   const config = await loadBridgeConfig();
   showBridge(config);
@@ -120,11 +150,13 @@ async function main() {
   const fleet = new Client(config.servers, options);
   const single = new Map(config.servers.map((address) => [address, new Client([address], { ...options, deadRetry: 0 })]));
 
+  const advice = { origin: location.origin, tokenRequired: config.tokenRequired };
   const overview = new Overview({
     servers: config.servers,
     statsOf: (address) => statsOf(single.get(address), address),
     cards: $("server-cards"),
     fleetSummary: $("fleet-summary"),
+    context: advice,
   });
   const history = new RateHistory(HISTORY_MS);
   const charts = { gets: $("chart-gets"), sets: $("chart-sets"), hits: $("chart-hits") };
@@ -132,7 +164,7 @@ async function main() {
   const keyPanel = new KeyPanel({
     client: fleet,
     readOnly: config.readOnly,
-    origin: location.origin,
+    context: advice,
     elements: {
       panel: $("keys"),
       keyInput: $("key-input"),
@@ -152,10 +184,10 @@ async function main() {
   });
   new KeyBrowser({
     servers: config.servers,
-    metadump: (server) => fleet.metadump({ server }),
+    metadump: (server) => listKeys(Client, server, options),
     serverTimeNow: (server) => overview.watch(server).serverTimeNow(Date.now()),
     open: (key) => keyPanel.show(key),
-    origin: location.origin,
+    context: advice,
     elements: {
       form: $("browser-form"),
       server: $("browser-server"),

@@ -30,6 +30,9 @@ export function explain(error, context = {}) {
         advice: "It was written with flags this client does not read; the program that wrote it knows its format.",
       };
     case "CONNECTION_ERROR":
+      // 1006: the WebSocket ended without a close frame. After a refused handshake (a
+      // wrong token, an origin not allowed) a browser sees only this, so say both causes.
+      if (error.closeCode === WEBSOCKET_ABNORMAL_CLOSURE) return unreachableBridge(detail, server, context);
       return {
         summary: `Cannot reach ${where}: ${detail}.`,
         advice: `Check that memcached is running at ${server ?? "that address"} and that the bridge can reach it; the dashboard retries on its own.`,
@@ -65,6 +68,20 @@ export function explain(error, context = {}) {
     default:
       return { summary: detail, advice: "" };
   }
+}
+
+/** The close code a browser reports when a WebSocket ends without a close frame. */
+const WEBSOCKET_ABNORMAL_CLOSURE = 1006;
+
+function unreachableBridge(detail, server, context) {
+  const checks = [];
+  if (context.tokenRequired) checks.push("that the token is one of the bridge's --token-file lines (Change token, above)");
+  checks.push(`that the bridge allows this page's origin (--allow-origin ${context.origin ?? "ORIGIN"})`);
+  checks.push("that the bridge is still running");
+  return {
+    summary: `The bridge refused or dropped the connection to ${server ?? "memcached"}: ${detail}.`,
+    advice: `A browser is not told why; check ${checks.join(", ")}.`,
+  };
 }
 
 /** The bridge closed the WebSocket on purpose; its close reason names the rule. */

@@ -14,13 +14,13 @@ export class KeyBrowser {
   /**
    * `metadump(server)`: resolves to the server's metadump lines. `serverTimeNow(server)`:
    * memcached's clock (Unix seconds) for relative times, or undefined when unknown.
-   * `open(key)`: shows a key in the key panel.
+   * `open(key)`: shows a key in the key panel. `context`: `{origin, tokenRequired}`, for advice.
    */
-  constructor({ servers, metadump, serverTimeNow, open, origin, elements }) {
+  constructor({ servers, metadump, serverTimeNow, open, context, elements }) {
     this.metadump = metadump;
     this.serverTimeNow = serverTimeNow;
     this.open = open;
-    this.origin = origin;
+    this.context = context;
     this.e = elements;
     this.entries = null;
     this.server = null;
@@ -60,7 +60,7 @@ export class KeyBrowser {
       this.entries = null;
       this.e.table.hidden = true;
       this.e.pager.hidden = true;
-      const problem = explain(error, { server, origin: this.origin });
+      const problem = explain(error, { server, ...this.context });
       replaceChildren(
         this.e.status,
         el(

@@ -41,10 +41,10 @@ function problemNote(problem) {
 }
 
 export class KeyPanel {
-  /** `client`: the fleet's memcache-wasm Client. `origin`: the page's origin, for advice. */
-  constructor({ client, readOnly, origin, elements }) {
+  /** `client`: the fleet's memcache-wasm Client. `context`: `{origin, tokenRequired}`, for advice. */
+  constructor({ client, readOnly, context, elements }) {
     this.client = client;
-    this.origin = origin;
+    this.context = context;
     this.e = elements;
     this.busy = false;
     elements.lookupForm.addEventListener("submit", (event) => {
@@ -78,7 +78,7 @@ export class KeyPanel {
     try {
       await action();
     } catch (error) {
-      const problem = error instanceof InputProblem ? error : explain(error, { key: this.key(), origin: this.origin });
+      const problem = error instanceof InputProblem ? error : explain(error, { key: this.key(), ...this.context });
       replaceChildren(this.e.status, problemNote(problem));
     } finally {
       buttons.forEach((b) => (b.disabled = false));

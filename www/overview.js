@@ -9,8 +9,9 @@ import { summarize, ratesBetween, fleetRates } from "./stats-delta.js";
 
 /** What the overview knows about one server between polls. */
 class ServerWatch {
-  constructor(address) {
+  constructor(address, context) {
     this.address = address;
+    this.context = context;
     this.status = "connecting";
     this.sample = null;
     this.rates = null;
@@ -31,7 +32,7 @@ class ServerWatch {
     // The reason of the first failure is the telling one; later polls of a server that
     // stays down often only say that it is still marked dead.
     if (this.status !== "down" || error?.code !== "NO_SERVER") {
-      this.problem = explain(error, { server: this.address });
+      this.problem = explain(error, { server: this.address, ...this.context });
     }
     if (this.status !== "down") this.downSince = at;
     this.status = "down";
@@ -50,9 +51,10 @@ export class Overview {
   /**
    * `servers`: the bridge's upstream addresses. `statsOf(address)`: resolves to one server's
    * `stats` as an object of memcached's names to values, or rejects with why it could not.
+   * `context`: `{origin, tokenRequired}`, for advice on failures.
    */
-  constructor({ servers, statsOf, cards, fleetSummary }) {
-    this.watches = servers.map((address) => new ServerWatch(address));
+  constructor({ servers, statsOf, cards, fleetSummary, context }) {
+    this.watches = servers.map((address) => new ServerWatch(address, context));
     this.statsOf = statsOf;
     this.cards = cards;
     this.fleetSummary = fleetSummary;

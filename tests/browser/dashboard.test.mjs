@@ -7,7 +7,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, mkdir, rm, copyFile } from "node:fs/promises";
+import { mkdtemp, mkdir, rm, copyFile, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import os from "node:os";
@@ -228,6 +228,31 @@ test("a read-only bridge hides the writes and says why", async () => {
     await ro.locator('[data-item="value"]', { hasText: "The Godfather" }).waitFor({ timeout: UI_TIMEOUT_MS });
   } finally {
     await ro.close();
+  }
+});
+
+test("a bridge that wants a token asks for it, explains a wrong one, and works with the right one", async () => {
+  const tokenFile = path.join(userDataDir, "tokens");
+  await writeFile(tokenFile, "# dashboard test\nright-token\n");
+  const guarded = await startBridge(servers.map((s) => s.address), ["--token-file", tokenFile]);
+  const p = await browser.newPage();
+  try {
+    await p.goto(guarded.url);
+    await p.locator("#token-form").waitFor({ timeout: UI_TIMEOUT_MS });
+    await p.fill("#token-input", "wrong-token");
+    await p.click('#token-form button[type="submit"]');
+    const refused = card(p, servers[0].address, "down");
+    await refused.waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.match(await refused.textContent(), /refused or dropped the connection.*--token-file/s);
+
+    await p.click("#change-token");
+    await p.locator("#token-form").waitFor({ timeout: UI_TIMEOUT_MS });
+    await p.fill("#token-input", "right-token");
+    await p.click('#token-form button[type="submit"]');
+    for (const server of servers) await card(p, server.address, "up").waitFor({ timeout: UI_TIMEOUT_MS });
+  } finally {
+    await p.close();
+    await stop(guarded.process);
   }
 });
 
