@@ -15,6 +15,13 @@ pub const MAX_KEY_LENGTH: usize = 250;
 /// turning into a line memcached refuses as too long.
 pub const MAX_STATS_ARGS_LENGTH: usize = 256;
 
+/// Longest `gat`/`gats` line, `\r\n` included. When memcached has read more than 2048
+/// bytes of a line without its newline it closes the connection unless the line starts
+/// with `get ` or `gets ` (its large-multiget exception), so a longer gat line works or
+/// kills the connection depending on how TCP splits it; at 2048 bytes no partial read can
+/// pass that mark. Use [`gat_key_batches`] to split the keys.
+pub const MAX_GAT_LINE_LENGTH: usize = 2048;
+
 /// The five storage commands that share the `<verb> <key> <flags> <exptime> <bytes>` form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageVerb {
@@ -324,6 +331,7 @@ fn write_retrieval(
             String::from_utf8_lossy(command)
         )));
     }
+    let start = out.len();
     out.extend_from_slice(command);
     if let Some(exptime) = exptime {
         out.push(b' ');
@@ -333,7 +341,42 @@ fn write_retrieval(
         write_key(out, key)?;
     }
     out.extend_from_slice(b"\r\n");
+    let length = out.len() - start;
+    if exptime.is_some() && length > MAX_GAT_LINE_LENGTH {
+        return Err(Error::BadArgument(format!(
+            "a {} line for {} keys is {length} bytes, over memcached's {MAX_GAT_LINE_LENGTH}; \
+             split the keys with gat_key_batches",
+            String::from_utf8_lossy(command),
+            keys.len()
+        )));
+    }
     Ok(())
+}
+
+/// Splits `keys` into consecutive runs that each fit one `gat` or `gats` line of at most
+/// [`MAX_GAT_LINE_LENGTH`] bytes with this `exptime`, keeping their order. Every valid
+/// key fits a line on its own; an invalid key is refused later, by `encode`.
+pub fn gat_key_batches<'k>(exptime: i64, keys: &'k [&'k [u8]]) -> Vec<&'k [&'k [u8]]> {
+    let mut digits = Vec::with_capacity(20);
+    push_i64(&mut digits, exptime);
+    // "gats <exptime>" and the final "\r\n"; gat is one byte shorter.
+    let fixed = "gats ".len() + digits.len() + 2;
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut length = fixed;
+    for (index, key) in keys.iter().enumerate() {
+        let cost = 1 + key.len();
+        if index > start && length + cost > MAX_GAT_LINE_LENGTH {
+            batches.push(&keys[start..index]);
+            start = index;
+            length = fixed;
+        }
+        length += cost;
+    }
+    if start < keys.len() {
+        batches.push(&keys[start..]);
+    }
+    batches
 }
 
 fn write_storage(
@@ -845,6 +888,58 @@ mod tests {
             .expect_err("no keys");
         assert!(matches!(err, Error::BadArgument(_)), "{err:?}");
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn gat_lines_stay_within_memcached_line_limit() {
+        let names: Vec<Vec<u8>> = (0..40)
+            .map(|i| format!("{i:03}{}", "k".repeat(197)).into_bytes())
+            .collect();
+        let keys: Vec<&[u8]> = names.iter().map(|k| k.as_slice()).collect();
+        for exptime in [0, -1, i64::MIN, 100] {
+            let mut out = Vec::new();
+            let err = Request::Gats {
+                exptime,
+                keys: &keys,
+            }
+            .encode(&mut out)
+            .unwrap_err();
+            assert!(matches!(err, Error::BadArgument(_)), "{err:?}");
+            assert!(out.is_empty());
+
+            let batches = gat_key_batches(exptime, &keys);
+            assert_eq!(batches.concat(), keys, "every key once, in order");
+            for (n, batch) in batches.iter().enumerate() {
+                for request in [
+                    Request::Gat {
+                        exptime,
+                        keys: batch,
+                    },
+                    Request::Gats {
+                        exptime,
+                        keys: batch,
+                    },
+                ] {
+                    let mut line = Vec::new();
+                    request.encode(&mut line).expect("a batch fits one line");
+                    assert!(line.len() <= MAX_GAT_LINE_LENGTH);
+                    if let Some(next) = batches.get(n + 1) {
+                        // Batches are as full as they can be: one more key would not fit.
+                        assert!(line.len() + 1 + next[0].len() > MAX_GAT_LINE_LENGTH - 1);
+                    }
+                }
+            }
+        }
+        assert!(gat_key_batches(0, &[]).is_empty());
+        let long = vec![b'k'; MAX_KEY_LENGTH];
+        assert_eq!(
+            gat_key_batches(i64::MIN, &[&long]),
+            vec![&[long.as_slice()][..]]
+        );
+        // get and gets have no such limit: memcached reads long multigets whole.
+        let mut out = Vec::new();
+        Request::Gets { keys: &keys }.encode(&mut out).unwrap();
+        assert!(out.len() > MAX_GAT_LINE_LENGTH);
     }
 
     #[test]

@@ -5,7 +5,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use memcache_wasm::request::{MetadumpScope, Request, StorageVerb};
+use memcache_wasm::request::{
+    gat_key_batches, MetadumpScope, Request, StorageVerb, MAX_GAT_LINE_LENGTH,
+};
 use memcache_wasm::response::{Item, Response};
 use memcache_wasm::{Error, KeyRule};
 use support::{BlockingClient, Memcached};
@@ -863,4 +865,99 @@ fn failing_noreply_requests_stay_silent_so_replies_stay_in_step() {
     let items = values(replies[1].clone());
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].data, b"abc");
+}
+
+/// Writes `line` in two writes with a pause after the first `split` bytes, so memcached
+/// sees a partial line, and returns what it answered (empty if it closed the connection).
+fn answer_to_split_line(server: &Memcached, line: &[u8], split: usize) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(&line[..split]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // A write after memcached closed may fail; the read below tells what happened.
+    let _ = stream.write_all(&line[split..]);
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.ends_with(b"END\r\n") {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    answer
+}
+
+#[test]
+fn gat_lines_are_kept_under_the_length_memcached_reads_partially() {
+    let server = Memcached::start(&[]);
+    let names: Vec<Vec<u8>> = (0..40)
+        .map(|i| format!("{i:03}{}", "k".repeat(197)).into_bytes())
+        .collect();
+    let keys: Vec<&[u8]> = names.iter().map(|k| k.as_slice()).collect();
+
+    // The longest line encode allows survives the worst split: all but its last byte.
+    let batch = gat_key_batches(100, &keys)[0];
+    let mut line = Vec::new();
+    Request::Gats {
+        exptime: 100,
+        keys: batch,
+    }
+    .encode(&mut line)
+    .unwrap();
+    let padding = MAX_GAT_LINE_LENGTH - line.len();
+    let mut widest = batch.to_vec();
+    let last = [batch[batch.len() - 1], &vec![b'p'; padding][..]].concat();
+    *widest.last_mut().unwrap() = &last;
+    line.clear();
+    Request::Gats {
+        exptime: 100,
+        keys: &widest,
+    }
+    .encode(&mut line)
+    .unwrap();
+    assert_eq!(line.len(), MAX_GAT_LINE_LENGTH);
+    assert_eq!(
+        answer_to_split_line(&server, &line, line.len() - 1),
+        b"END\r\n"
+    );
+
+    // Two bytes more, split the same way (2049 bytes without a newline), and memcached
+    // drops the connection: this is why encode refuses longer gat lines.
+    let mut longer = line[..line.len() - 2].to_vec();
+    longer.extend_from_slice(b"qq\r\n");
+    assert_eq!(
+        answer_to_split_line(&server, &longer, longer.len() - 1),
+        b""
+    );
+    let error = Request::Gats {
+        exptime: 100,
+        keys: &keys,
+    }
+    .encode(&mut Vec::new())
+    .unwrap_err();
+    assert!(matches!(error, Error::BadArgument(_)), "{error:?}");
+
+    // Batched, every key is answered.
+    let mut client = server.client();
+    let stores: Vec<Request> = keys.iter().map(|key| set(key, b"v")).collect();
+    client.send(&stores).unwrap();
+    let gats: Vec<Request> = gat_key_batches(100, &keys)
+        .into_iter()
+        .map(|batch| Request::Gats {
+            exptime: 100,
+            keys: batch,
+        })
+        .collect();
+    assert!(gats.len() > 1);
+    let found: usize = client
+        .send(&gats)
+        .unwrap()
+        .into_iter()
+        .map(|r| values(r).len())
+        .sum();
+    assert_eq!(found, keys.len());
 }
