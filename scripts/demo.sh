@@ -62,8 +62,8 @@ for _ in 1 2; do
 done
 say "memcached on ${SERVERS[*]}"
 
-say "seeding keys with python-memcached (default pickle for top5films):"
-.venv/bin/python tests/browser/seed.py "${SERVERS[@]}" | sed 's/^/[demo]   /'
+SEEDED=$(.venv/bin/python tests/browser/seed.py "${SERVERS[@]}")
+say "python-memcached stored $(wc -l <<<"$SEEDED") keys; top5films (pickled, as python-memcached does by default) is on $(awk '$1 == "top5films" { print $2 }' <<<"$SEEDED")"
 
 BRIDGE_PORT=$(free_port)
 UPSTREAMS=()
