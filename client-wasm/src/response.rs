@@ -12,15 +12,15 @@ use crate::request::{Expect, MAX_KEY_LENGTH};
 /// that never sends a newline can make us buffer.
 pub const MAX_LINE_LENGTH: usize = 8 * 1024;
 
-/// Most lines one `stats` reply may hold. The largest real ones (`stats conns` with
-/// memcached's default 1024 connections, `stats items` over 63 slab classes) stay under
-/// 5,000 lines; the bound stops a server that never says END.
-pub const MAX_STATS_LINES: usize = 100_000;
+/// Most text one `stats` reply may hold (the sum of its line lengths). The largest real
+/// ones (`stats conns` with memcached's default 1024 connections, `stats items` over 63
+/// slab classes) stay under 1 MiB; the bound stops a server that never says END.
+pub const MAX_STATS_BYTES: usize = 16 * 1024 * 1024;
 
-/// Most item lines one `lru_crawler metadump` reply may hold, about 100 MB of text. A
+/// Most text one `lru_crawler metadump` reply may hold, about a million items' lines. A
 /// cache with more items should be dumped one slab class at a time
 /// ([`crate::request::MetadumpScope::ClassId`]) so that one reply fits in memory.
-pub const MAX_METADUMP_LINES: usize = 1_000_000;
+pub const MAX_METADUMP_BYTES: usize = 128 * 1024 * 1024;
 
 /// Most `VALUE` blocks we reserve room for before they arrive; a larger multi-get grows
 /// its vector as blocks come in rather than reserving for keys that may all miss.
@@ -89,6 +89,9 @@ pub fn parse_response(
 #[derive(Debug)]
 pub struct ResponseParser {
     max_item_size: usize,
+    /// [`MAX_STATS_BYTES`] and [`MAX_METADUMP_BYTES`], lowered by tests.
+    max_stats_bytes: usize,
+    max_metadump_bytes: usize,
     /// The start of a line whose end has not arrived (at most [`MAX_LINE_LENGTH`]).
     carry: Vec<u8>,
     state: State,
@@ -106,8 +109,10 @@ enum State {
         items: Vec<Item>,
         block: Option<Block>,
     },
-    Stats(Vec<(String, String)>),
-    Metadump(Vec<String>),
+    /// The STAT lines so far and their total length.
+    Stats(Vec<(String, String)>, usize),
+    /// The item lines so far and their total length.
+    Metadump(Vec<String>, usize),
 }
 
 /// A VALUE block whose header is read and whose data is being copied.
@@ -125,6 +130,8 @@ impl ResponseParser {
     pub fn new(max_item_size: usize) -> Self {
         ResponseParser {
             max_item_size,
+            max_stats_bytes: MAX_STATS_BYTES,
+            max_metadump_bytes: MAX_METADUMP_BYTES,
             carry: Vec::new(),
             state: State::Start,
             reading: None,
@@ -171,13 +178,13 @@ impl ResponseParser {
             else {
                 return Ok((input.len(), None));
             };
-            let reply = on_line(
-                &mut self.state,
-                expect,
-                line,
+            let limits = Limits {
                 max_values,
-                self.max_item_size,
-            )?;
+                max_item_size: self.max_item_size,
+                max_stats_bytes: self.max_stats_bytes,
+                max_metadump_bytes: self.max_metadump_bytes,
+            };
+            let reply = on_line(&mut self.state, expect, line, &limits)?;
             self.carry.clear();
             pos += used;
             if let Some(reply) = reply {
@@ -278,12 +285,20 @@ fn line_too_long(start: &[u8], more: &[u8]) -> Error {
 }
 
 /// Applies one reply line to the reply in progress; returns the reply once it is whole.
+/// The bounds one reply is parsed under.
+struct Limits {
+    /// VALUE blocks allowed: the number of keys asked for.
+    max_values: usize,
+    max_item_size: usize,
+    max_stats_bytes: usize,
+    max_metadump_bytes: usize,
+}
+
 fn on_line(
     state: &mut State,
     expect: Expect,
     line: &[u8],
-    max_values: usize,
-    max_item_size: usize,
+    limits: &Limits,
 ) -> Result<Option<Response>> {
     if let Some(error) = error_reply(line) {
         // ERROR, CLIENT_ERROR and SERVER_ERROR may answer any request, even after part
@@ -291,9 +306,9 @@ fn on_line(
         return Ok(Some(error));
     }
     let reply = match expect {
-        Expect::Values => return on_values_line(state, line, max_values, max_item_size),
-        Expect::Stats => return on_stats_line(state, line),
-        Expect::Metadump => return on_metadump_line(state, line),
+        Expect::Values => return on_values_line(state, line, limits),
+        Expect::Stats => return on_stats_line(state, line, limits.max_stats_bytes),
+        Expect::Metadump => return on_metadump_line(state, line, limits.max_metadump_bytes),
         Expect::Stored => match line {
             b"STORED" => Response::Stored,
             b"NOT_STORED" => Response::NotStored,
@@ -331,12 +346,7 @@ fn on_line(
     Ok(Some(reply))
 }
 
-fn on_values_line(
-    state: &mut State,
-    line: &[u8],
-    max_values: usize,
-    max_item_size: usize,
-) -> Result<Option<Response>> {
+fn on_values_line(state: &mut State, line: &[u8], limits: &Limits) -> Result<Option<Response>> {
     if line == b"END" {
         return Ok(Some(match std::mem::replace(state, State::Start) {
             State::Values { items, .. } => Response::Values(items),
@@ -346,19 +356,20 @@ fn on_values_line(
     let Some(header) = line.strip_prefix(b"VALUE ") else {
         return Err(unexpected(Expect::Values, line));
     };
-    let (item, len) = parse_value_header(header, max_item_size)?;
+    let (item, len) = parse_value_header(header, limits.max_item_size)?;
     if !matches!(state, State::Values { .. }) {
         *state = State::Values {
-            items: Vec::with_capacity(max_values.min(VALUES_RESERVED_UP_FRONT)),
+            items: Vec::with_capacity(limits.max_values.min(VALUES_RESERVED_UP_FRONT)),
             block: None,
         };
     }
     let State::Values { items, block } = state else {
         return Ok(None); // not reached: the state was made Values just above
     };
-    if items.len() >= max_values {
+    if items.len() >= limits.max_values {
         return Err(Error::Protocol(format!(
-            "more VALUE blocks than the {max_values} keys asked for (at key {:?})",
+            "more VALUE blocks than the {} keys asked for (at key {:?})",
+            limits.max_values,
             Error::key_text(&item.key)
         )));
     }
@@ -407,12 +418,12 @@ fn parse_value_header(header: &[u8], max_item_size: usize) -> Result<(Item, usiz
     Ok((item, len))
 }
 
-fn on_stats_line(state: &mut State, line: &[u8]) -> Result<Option<Response>> {
+fn on_stats_line(state: &mut State, line: &[u8], max_bytes: usize) -> Result<Option<Response>> {
     let first = matches!(state, State::Start);
     match line {
         b"END" => {
             return Ok(Some(match std::mem::replace(state, State::Start) {
-                State::Stats(stats) => Response::Stats(stats),
+                State::Stats(stats, _) => Response::Stats(stats),
                 _ => Response::Stats(Vec::new()),
             }))
         }
@@ -429,26 +440,27 @@ fn on_stats_line(state: &mut State, line: &[u8]) -> Result<Option<Response>> {
         Some(space) => (&entry[..space], &entry[space + 1..]),
         None => (entry, &b""[..]),
     };
-    if !matches!(state, State::Stats(_)) {
-        *state = State::Stats(Vec::new());
+    if !matches!(state, State::Stats(..)) {
+        *state = State::Stats(Vec::new(), 0);
     }
-    let State::Stats(stats) = state else {
+    let State::Stats(stats, bytes) = state else {
         return Ok(None); // not reached: the state was made Stats just above
     };
-    if stats.len() >= MAX_STATS_LINES {
+    *bytes += line.len();
+    if *bytes > max_bytes {
         return Err(Error::Protocol(format!(
-            "stats reply longer than {MAX_STATS_LINES} lines without END"
+            "stats reply longer than {max_bytes} bytes without END"
         )));
     }
     stats.push((text(name), text(value)));
     Ok(None)
 }
 
-fn on_metadump_line(state: &mut State, line: &[u8]) -> Result<Option<Response>> {
+fn on_metadump_line(state: &mut State, line: &[u8], max_bytes: usize) -> Result<Option<Response>> {
     let first = matches!(state, State::Start);
     if line == b"END" {
         return Ok(Some(match std::mem::replace(state, State::Start) {
-            State::Metadump(lines) => Response::Metadump(lines),
+            State::Metadump(lines, _) => Response::Metadump(lines),
             _ => Response::Metadump(Vec::new()),
         }));
     }
@@ -461,15 +473,16 @@ fn on_metadump_line(state: &mut State, line: &[u8]) -> Result<Option<Response>> 
     if !line.starts_with(b"key=") {
         return Err(unexpected(Expect::Metadump, line));
     }
-    if !matches!(state, State::Metadump(_)) {
-        *state = State::Metadump(Vec::new());
+    if !matches!(state, State::Metadump(..)) {
+        *state = State::Metadump(Vec::new(), 0);
     }
-    let State::Metadump(lines) = state else {
+    let State::Metadump(lines, bytes) = state else {
         return Ok(None); // not reached: the state was made Metadump just above
     };
-    if lines.len() >= MAX_METADUMP_LINES {
+    *bytes += line.len();
+    if *bytes > max_bytes {
         return Err(Error::Protocol(format!(
-            "metadump reply longer than {MAX_METADUMP_LINES} lines; dump one slab class at a time"
+            "metadump reply longer than {max_bytes} bytes; dump one slab class at a time"
         )));
     }
     lines.push(text(line));
@@ -888,22 +901,37 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn bounded_stats_and_metadump_replies() {
-        let mut stats = b"STAT a 1\r\n".repeat(MAX_STATS_LINES);
-        assert_eq!(parse_response(&stats, Expect::Stats, 0, LIMIT), Ok(None));
-        stats.extend_from_slice(b"STAT a 1\r\n");
-        let message = protocol_error(&stats, Expect::Stats, 0);
-        assert!(message.contains("stats reply longer"), "{message}");
+    /// Feeds `unit` over and over to a parser whose listing budgets are `budget` bytes;
+    /// returns the error once the reply outgrows it.
+    fn outgrow(expect: Expect, unit: &[u8], budget: usize) -> Error {
+        let mut parser = ResponseParser::new(LIMIT);
+        parser.max_stats_bytes = budget;
+        parser.max_metadump_bytes = budget;
+        let text_per_unit = unit.len() - if unit.ends_with(b"\r\n") { 2 } else { 1 };
+        let units_that_fit = budget / text_per_unit;
+        for _ in 0..units_that_fit {
+            assert_eq!(parser.parse(expect, 0, unit), Ok((unit.len(), None)));
+        }
+        parser.parse(expect, 0, unit).unwrap_err()
     }
 
     #[test]
-    fn a_metadump_without_end_is_bounded() {
-        let mut dump = b"key=a\n".repeat(MAX_METADUMP_LINES);
-        assert_eq!(parse_response(&dump, Expect::Metadump, 0, LIMIT), Ok(None));
-        dump.extend_from_slice(b"key=a\n");
-        let message = protocol_error(&dump, Expect::Metadump, 0);
-        assert!(message.contains("metadump reply longer"), "{message}");
+    fn stats_and_metadump_replies_without_end_are_bounded() {
+        let error = outgrow(Expect::Stats, b"STAT name value\r\n", 1000);
+        assert!(
+            matches!(&error, Error::Protocol(m) if m.contains("stats reply longer")),
+            "{error:?}"
+        );
+        let error = outgrow(Expect::Metadump, b"key=a exp=-1\n", 1000);
+        assert!(
+            matches!(&error, Error::Protocol(m) if m.contains("metadump reply longer")),
+            "{error:?}"
+        );
+        assert_eq!(ResponseParser::new(LIMIT).max_stats_bytes, MAX_STATS_BYTES);
+        assert_eq!(
+            ResponseParser::new(LIMIT).max_metadump_bytes,
+            MAX_METADUMP_BYTES
+        );
     }
 
     #[test]
