@@ -24,7 +24,7 @@ const PANELS = [
 ];
 const PANEL_W = 300;
 const PANEL_H = 170;
-const LABEL_W = 150;
+const LABEL_W = 180;
 const TOP = 64;
 const ROW_TITLE_H = 26;
 
@@ -42,7 +42,7 @@ function short(n) {
 export function chartSvg({ rows, contenders, title, servers = 1 }) {
   const sizes = [...new Set(rows.filter((r) => r.servers === servers).map((r) => r.valueSize))].sort((a, b) => a - b);
   const width = LABEL_W + PANELS.length * PANEL_W + 20;
-  const height = TOP + sizes.length * (PANEL_H + ROW_TITLE_H) + 40;
+  const height = TOP + sizes.length * (PANEL_H + ROW_TITLE_H) + 8;
   const parts = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, sans-serif" font-size="12">`);
   parts.push(`<rect width="100%" height="100%" fill="white"/>`);

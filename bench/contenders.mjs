@@ -1,6 +1,7 @@
 // The clients under test, each behind the same small surface (get, set, getMulti, close) so
 // that a workload runs identically on every one. Each uses its own defaults and its own key
 // distribution, as its users would; only timeouts are raised so that none fails under load.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
@@ -8,7 +9,15 @@ import { RawClient } from './raw-client.mjs';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-export const WASM_CLIENT_ENTRY = path.join(ROOT, 'client-wasm/js/index.js');
+const WASM_PACKAGE = path.join(ROOT, 'client-wasm');
+
+/** The Node entry of the npm package memcache-wasm, as its package.json exports it. */
+export function wasmClientEntry() {
+  const pkg = JSON.parse(readFileSync(path.join(WASM_PACKAGE, 'package.json'), 'utf8'));
+  const entry = pkg.exports?.['.']?.node ?? pkg.main;
+  if (typeof entry !== 'string') throw new Error('client-wasm/package.json names no Node entry');
+  return path.join(WASM_PACKAGE, entry);
+}
 
 // Generous per-request timeouts: a benchmark must not turn a slow reply into a retry or an
 // error that changes what is measured; a hung run is still ended by the per-cell time bound.
@@ -16,7 +25,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
 
 let wasmModule;
 async function wasmClientClass() {
-  wasmModule ??= await import(pathToFileURL(WASM_CLIENT_ENTRY).href);
+  wasmModule ??= await import(pathToFileURL(wasmClientEntry()).href);
   return wasmModule.Client;
 }
 

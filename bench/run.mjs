@@ -34,7 +34,7 @@ const USAGE = `usage: node bench/run.mjs [options]
   --only a,b           only these contenders (${CONTENDERS.map((c) => c.id).join(', ')})
   --no-build           use client-wasm/pkg and the bridge binary as they are
   --no-relay           skip the relay comparison (bench/relay)
-  --bridge-bin PATH    the memcache-bridge binary (default: built here with cargo)
+  --bridge-bin PATH    the memcache-bridge binary (default: target/release, built with cargo)
   --time-limit S       bound on each timed workload, in seconds (default 20; smoke 5)
   --out DIR            where results go (default bench/results)
   --help               this text`;
@@ -110,16 +110,15 @@ function cargoTargetDir() {
   return process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target');
 }
 
-/** Builds the wasm package and the bridge (release for figures, debug for the smoke run). */
+/** Builds the wasm package and the bridge (release: the relay comparison builds the same). */
 function build(opts) {
   const buildWasm = path.join(ROOT, 'scripts/build-wasm.sh');
   if (!existsSync(buildWasm)) throw new Error('scripts/build-wasm.sh is missing: cannot build memcache-wasm');
   log('building memcache-wasm (scripts/build-wasm.sh)');
   execFileSync(buildWasm, [], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   if (!opts.bridgeBin) {
-    const profile = opts.smoke ? [] : ['--release'];
-    log(`building memcache-bridge (cargo build ${profile.join(' ')} -p memcache-bridge)`);
-    execFileSync('cargo', ['build', '-q', ...profile, '-p', 'memcache-bridge'], {
+    log('building memcache-bridge (cargo build --release -p memcache-bridge)');
+    execFileSync('cargo', ['build', '-q', '--release', '-p', 'memcache-bridge'], {
       cwd: ROOT,
       stdio: ['ignore', 'inherit', 'inherit'],
     });
@@ -127,7 +126,7 @@ function build(opts) {
 }
 
 function bridgeBinary(opts) {
-  const bin = opts.bridgeBin ?? path.join(cargoTargetDir(), opts.smoke ? 'debug' : 'release', 'memcache-bridge');
+  const bin = opts.bridgeBin ?? path.join(cargoTargetDir(), 'release', 'memcache-bridge');
   if (!existsSync(bin)) throw new Error(`no memcache-bridge binary at ${bin} (run without --no-build, or pass --bridge-bin)`);
   return bin;
 }
@@ -144,7 +143,7 @@ function wasmSize() {
 function runRelay(opts) {
   const entry = path.join(ROOT, 'bench/relay/run.mjs');
   if (!existsSync(entry)) return Promise.reject(new Error('bench/relay/run.mjs is missing'));
-  const args = [entry, '--bridge-bin', bridgeBinary(opts), '--out', opts.out];
+  const args = [entry, '--json', path.join(opts.out, opts.smoke ? 'relay-smoke.json' : 'relay.json')];
   if (opts.smoke) args.push('--smoke');
   log(`relay comparison: node ${path.relative(ROOT, entry)} ${args.slice(1).join(' ')}`);
   return new Promise((resolve, reject) => {
@@ -193,6 +192,7 @@ async function main() {
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const contenders = CONTENDERS.filter((c) => !opts.only || opts.only.includes(c.id));
+  await mkdir(opts.out, { recursive: true });
   if (opts.build) build(opts);
   const meta = {
     command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
@@ -272,7 +272,6 @@ async function main() {
   meta.durationMs = performance.now() - started;
   const rows = summarise(samples);
   const checks = checkTargets(rows, meta.wasmSize);
-  await mkdir(opts.out, { recursive: true });
   const base = path.join(opts.out, opts.smoke ? 'smoke' : 'bench');
   const report = markdown({ meta, rows, checks, contenders, relay });
   const withErrors = errors.length
