@@ -26,3 +26,6 @@ node --test tests/browser/
 stage "node: the npm package memcache-wasm end to end (TCP, bridge, python-memcached interop, npm pack)"
 scripts/build-wasm.sh
 node --test tests/node/
+
+stage "bench: smoke run, every contender and workload once with tiny counts (the full run is by hand: bench/README.md)"
+node bench/run.mjs --smoke --no-build
