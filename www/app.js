@@ -139,7 +139,10 @@ async function main() {
   showBridge(config);
   if (config.readOnly) hideWrites();
   const [{ Client }, token] = await Promise.all([loadPackage(), askToken(config)]);
-  const bridge = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+  // The bridge's WebSocket path sits beside the page, so the dashboard also works behind a
+  // reverse proxy that serves the bridge under a path prefix.
+  const here = location.pathname.replace(/[^/]*$/, "");
+  const bridge = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${here}`;
   const options = { bridge, timeout: REQUEST_TIMEOUT_MS };
   if (token !== undefined) options.token = token;
 

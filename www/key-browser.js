@@ -10,6 +10,12 @@ import { parseMetadumpLine, filterByPrefix, page } from "./metadump.js";
 /** Keys per page: a screenful on a laptop, still scrollable on a phone. */
 export const PAGE_SIZE = 25;
 
+/** Error codes that carry memcached's own answer (as opposed to a connection failure). */
+const MEMCACHED_REFUSALS = new Set(["CLIENT_ERROR", "SERVER_ERROR", "UNKNOWN_COMMAND"]);
+const CRAWLER_ADVICE =
+  "memcached lists keys only with its LRU crawler on (the default; not with -o no_lru_crawler), " +
+  "and one listing at a time (BUSY): try again in a moment, or on a server that allows it.";
+
 export class KeyBrowser {
   /**
    * `metadump(server)`: resolves to the server's metadump lines. `serverTimeNow(server)`:
@@ -61,13 +67,15 @@ export class KeyBrowser {
       this.e.table.hidden = true;
       this.e.pager.hidden = true;
       const problem = explain(error, { server, ...this.context });
+      // memcached's own refusal of a metadump is about its crawler, whatever its words.
+      const advice = MEMCACHED_REFUSALS.has(error?.code) ? CRAWLER_ADVICE : problem.advice;
       replaceChildren(
         this.e.status,
         el(
           "span",
           { class: "notice error", "data-outcome": "error" },
           `Cannot list the keys of ${server}. ${problem.summary}`,
-          el("span", { class: "advice" }, problem.advice || "memcached lists keys only with its LRU crawler on (the default; not with -o no_lru_crawler)."),
+          advice && el("span", { class: "advice" }, advice),
         ),
       );
     } finally {

@@ -214,6 +214,24 @@ test("the key browser lists keys by prefix, a page at a time, and opens one", as
   await page.locator('[data-item="value"]', { hasText: '"name": "user 1"' }).waitFor({ timeout: UI_TIMEOUT_MS });
 });
 
+test("the key browser says why a server cannot list its keys", async () => {
+  const crawlerless = await startMemcached(undefined, ["-o", "no_lru_crawler"]);
+  const lone = await startBridge([crawlerless.address]);
+  const p = await browser.newPage();
+  try {
+    await p.goto(lone.url);
+    await card(p, crawlerless.address, "up").waitFor({ timeout: UI_TIMEOUT_MS });
+    await p.click("#browser-load");
+    const problem = p.locator('#browser-status [data-outcome="error"]');
+    await problem.waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.match(await problem.textContent(), /Cannot list the keys of .*lru crawler disabled.*-o no_lru_crawler/s);
+  } finally {
+    await p.close();
+    await stop(lone.process);
+    await stop(crawlerless.process);
+  }
+});
+
 test("a read-only bridge hides the writes and says why", async () => {
   const ro = await browser.newPage();
   try {

@@ -88,10 +88,10 @@ function canConnect(port) {
   });
 }
 
-/** Starts `memcached -U 0 -l 127.0.0.1 -p PORT` (on `port`, or a free one). */
-export async function startMemcached(port) {
+/** Starts `memcached -U 0 -l 127.0.0.1 -p PORT [extraArgs]` (on `port`, or a free one). */
+export async function startMemcached(port, extraArgs = []) {
   const chosen = port ?? (await freePort());
-  const args = ["-U", "0", "-l", "127.0.0.1", "-p", String(chosen)];
+  const args = ["-U", "0", "-l", "127.0.0.1", "-p", String(chosen), ...extraArgs];
   // memcached refuses to run as root unless told which user to be.
   if (process.getuid?.() === 0) args.push("-u", "root");
   const child = launch("memcached", args, `memcached :${chosen}`);
