@@ -97,8 +97,9 @@ export function drawLineChart(container, options) {
   const yLabels = [];
   for (let i = 0; i <= GRID_STEPS; i += 2) yLabels.push(el("span", {}, format(top * (1 - i / GRID_STEPS))));
   const legend = series.map((s) => {
-    const last = [...s.points].reverse().find(([, value]) => value !== null);
-    const latest = last ? format(last[1]) : "no data";
+    // The newest point, even a gap: a server that is down now shows no current value.
+    const last = s.points[s.points.length - 1];
+    const latest = last && last[1] !== null ? format(last[1]) : "no data";
     return el(
       "li",
       {},

@@ -283,6 +283,7 @@ test("a server stopped during the test shows as down with the reason, then comes
   assert.match(reason, new RegExp(`Cannot reach memcached at ${victim.address.replace(/\./g, "\\.")}`));
   assert.equal(await page.locator('[data-figure="servers-up"] .figure-value').textContent(), "1 of 2");
   assert.equal(await card(page, servers[0].address).getAttribute("data-status"), "up");
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-server-down.png") });
 
   servers[1] = await startMemcached(victim.port);
