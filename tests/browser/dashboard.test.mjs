@@ -38,6 +38,8 @@ let userDataDir;
 let page;
 /** Uncaught exceptions in the page: every failure must reach the person, not only the console. */
 const pageErrors = [];
+/** Every URL the main page fetched or opened a WebSocket to. */
+const requested = [];
 
 before(async () => {
   assert.ok(
@@ -57,6 +59,8 @@ before(async () => {
   });
   page = browser.pages()[0] ?? (await browser.newPage());
   page.on("pageerror", (error) => pageErrors.push(String(error)));
+  page.on("request", (request) => requested.push(request.url()));
+  page.on("websocket", (socket) => requested.push(socket.url()));
   await page.goto(bridge.url);
 });
 
@@ -289,6 +293,17 @@ test("a server stopped during the test shows as down with the reason, then comes
   servers[1] = await startMemcached(victim.port);
   await card(page, victim.address, "up").waitFor({ timeout: UI_TIMEOUT_MS });
   assert.equal(await page.locator('[data-figure="servers-up"] .figure-value').textContent(), "2 of 2");
+});
+
+test("the page loads everything from the bridge itself (no CDN, works offline on a LAN)", () => {
+  const origin = new URL(bridge.url);
+  const mine = requested.filter((url) => {
+    const u = new URL(url);
+    return u.host === origin.host && ["http:", "ws:"].includes(u.protocol);
+  });
+  assert.deepEqual(requested.filter((url) => !mine.includes(url)), []);
+  assert.ok(requested.some((url) => url.endsWith("/vendor/memcache-wasm/pkg/memcache_wasm_bg.wasm")), "the wasm came from www/vendor");
+  assert.ok(requested.some((url) => new URL(url).pathname.startsWith("/memcached/")), "WebSockets went to the bridge's relay");
 });
 
 test("no exception escaped the page's handlers", () => {
