@@ -141,7 +141,8 @@ impl ResponseParser {
     /// Reads the reply to a request expecting `expect` from `input`. Returns how many
     /// bytes it used and the reply if it is now whole. When no reply is returned every
     /// byte was used and remembered, so the next call continues with the next bytes.
-    /// Pass the same `expect` until a reply comes out.
+    /// Pass the same `expect` until a reply comes out. After an error the byte stream
+    /// cannot be trusted: close the connection and [`ResponseParser::reset`].
     pub fn parse(
         &mut self,
         expect: Expect,
@@ -983,6 +984,21 @@ mod tests {
         assert_eq!(
             parser.parse(Expect::Ok, 0, b"OK\r\n"),
             Ok((4, Some(Response::Ok)))
+        );
+    }
+
+    #[test]
+    fn after_reset_the_parser_starts_a_fresh_reply() {
+        let mut parser = ResponseParser::new(LIMIT);
+        assert!(parser
+            .parse(Expect::Values, 1, b"VALUE a 0 1\r\nxx")
+            .is_err());
+        assert!(!parser.is_idle());
+        parser.reset();
+        assert!(parser.is_idle());
+        assert_eq!(
+            parser.parse(Expect::Stored, 0, b"STORED\r\n"),
+            Ok((8, Some(Response::Stored)))
         );
     }
 
