@@ -362,7 +362,9 @@ fn flush_all_now_and_with_a_delay() {
     assert_eq!(
         client
             .call(&Request::FlushAll {
-                delay: Some(2),
+                // memcached's clock ticks once a second and a delay of d takes effect
+                // d - 1 ticks on: 3 leaves at least a full second to see the item.
+                delay: Some(3),
                 noreply: false
             })
             .unwrap(),
@@ -373,10 +375,9 @@ fn flush_all_now_and_with_a_delay() {
         Some(b"2".to_vec()),
         "still there before the delay"
     );
-    // memcached's clock ticks once a second; wait until the flush takes effect.
-    let deadline = Instant::now() + Duration::from_secs(6);
+    let deadline = Instant::now() + Duration::from_secs(8);
     while get(&mut client, b"b").is_some() {
-        assert!(Instant::now() < deadline, "flush_all 2 did not take effect");
+        assert!(Instant::now() < deadline, "flush_all 3 did not take effect");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
