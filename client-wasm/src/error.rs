@@ -26,7 +26,11 @@ pub enum Error {
     BadKey { key: String, rule: KeyRule },
 
     #[error("value for key {key:?} is {size} bytes, over the item limit of {limit} bytes")]
-    ValueTooLarge { key: String, size: usize, limit: usize },
+    ValueTooLarge {
+        key: String,
+        size: usize,
+        limit: usize,
+    },
 
     #[error("value cannot be serialized: {0}")]
     NotSerializable(String),
@@ -78,8 +82,7 @@ impl Error {
 
     /// A key as text for error messages: UTF-8 where it is, escaped where not.
     pub fn key_text(key: &[u8]) -> String {
-        String::from_utf8(key.to_vec())
-            .unwrap_or_else(|_| key.escape_ascii().to_string())
+        String::from_utf8(key.to_vec()).unwrap_or_else(|_| key.escape_ascii().to_string())
     }
 }
 
