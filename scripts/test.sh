@@ -24,6 +24,7 @@ scripts/build-www.sh
 node --test tests/browser/
 
 stage "node: the npm package memcache-wasm end to end (TCP, bridge, python-memcached interop, npm pack)"
+cargo build -q --release -p memcache-bridge
 scripts/build-wasm.sh
 node --test tests/node/
 

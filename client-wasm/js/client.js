@@ -136,11 +136,21 @@ function rehashFunction(fn) {
   };
 }
 
+/** A Promise's settlers, captured without a closure per call. */
+const settlers = { resolve: null, reject: null };
+function captureSettlers(resolve, reject) {
+  settlers.resolve = resolve;
+  settlers.reject = reject;
+}
+
+function closedPromise() { return Promise.reject(new ClosedError("the client is closed")); }
+
 /** One call waiting for its results; `parts` is how many servers still owe a record. */
 class Operation {
   constructor(kind, id) {
     this.kind = kind;
     this.id = id;
+    this.start = 0;       // where its bytes begin in the batch being built
     this.parts = 0;
     this.deadline = 0;
     this.settled = false;
@@ -360,30 +370,51 @@ export class Client {
 
   // ---- encoding one call into the batch -----------------------------------------
 
+  // The hot calls encode without a closure per call: begin, write, then queue or abort.
+
   _single(opcode, key) {
-    return this._call(opcode, undefined, (op, w) => { this._writeKey(w, "", checkKey(key)); });
+    const op = this._begin(opcode, undefined);
+    if (op === null) return closedPromise();
+    try {
+      this._writeKey(this._writer, "", checkKey(key));
+    } catch (e) {
+      return this._abort(op, e);
+    }
+    return this._queue(op);
   }
 
   _counter(opcode, key, delta) {
-    return this._call(opcode, undefined, (op, w) => {
+    const op = this._begin(opcode, undefined);
+    if (op === null) return closedPromise();
+    try {
       const k = checkKey(key);
       const d = checkDelta(delta);
-      this._writeKey(w, "", k);
-      w.u64(d);
-    });
+      this._writeKey(this._writer, "", k);
+      this._writer.u64(d);
+    } catch (e) {
+      return this._abort(op, e);
+    }
+    return this._queue(op);
   }
 
   _store(opcode, key, value, expiry, options, cas) {
-    return this._call(opcode, undefined, (op, w) => {
+    const op = this._begin(opcode, undefined);
+    if (op === null) return closedPromise();
+    const w = this._writer;
+    try {
       const k = checkKey(key);
       const e = checkExpiry(expiry);
-      const mcl = this._compressArg(typeof options === "number" ? options : pick(options, "minCompressLen", "min_compress_len", undefined));
+      const mcl = options === undefined ? this._minCompressLen
+        : this._compressArg(typeof options === "number" ? options : pick(options, "minCompressLen", "min_compress_len", undefined));
       this._writeKey(w, "", k);
       w.u32(e);
       w.u32(mcl);
       if (cas !== undefined) w.u64(cas);
       this._writeValue(w, value);
-    });
+    } catch (e) {
+      return this._abort(op, e);
+    }
+    return this._queue(op);
   }
 
   _multiKeys(opcode, keys, prefix, initial) {
@@ -453,29 +484,47 @@ export class Client {
     w.str(json);
   }
 
-  /** Encodes one call into the current batch (or rejects it before anything is sent). */
-  _call(opcode, initial, encode) {
-    if (this._closed) return Promise.reject(new ClosedError("the client is closed"));
+  /** Starts an op in the batch: its header is written, its body comes next (null: closed). */
+  _begin(opcode, initial) {
+    if (this._closed) return null;
     const id = this._nextId;
     this._nextId = id >= MAX_OP_ID ? 1 : id + 1;
     const op = new Operation(opcode, id);
     op.result = initial;
-    const w = this._writer;
-    const start = w.length;
-    try {
-      w.op(opcode, id, this._hashFunction !== null ? OP_HASHED : 0);
-      encode(op, w);
-    } catch (e) {
-      w.length = start;
-      return Promise.reject(e instanceof MemcacheError ? e : new BadArgumentError(e?.message ?? String(e), { cause: e }));
-    }
-    const promise = new Promise((resolve, reject) => { op.resolve = resolve; op.reject = reject; });
+    op.start = this._writer.length;
+    this._writer.op(opcode, id, this._hashFunction !== null ? OP_HASHED : 0);
+    return op;
+  }
+
+  /** Takes a half-written op out of the batch and rejects it: nothing of it is sent. */
+  _abort(op, e) {
+    this._writer.length = op.start;
+    return Promise.reject(e instanceof MemcacheError ? e : new BadArgumentError(e?.message ?? String(e), { cause: e }));
+  }
+
+  /** The op is in the batch: it crosses with the others of this tick. */
+  _queue(op) {
+    const promise = new Promise(captureSettlers);
+    op.resolve = settlers.resolve;
+    op.reject = settlers.reject;
     this._batch.push(op);
     if (!this._scheduled) {
       this._scheduled = true;
       queueMicrotask(this._flush);
     }
     return promise;
+  }
+
+  /** Encodes one call with `encode(op, writer)` (the calls that are not on the hot path). */
+  _call(opcode, initial, encode) {
+    const op = this._begin(opcode, initial);
+    if (op === null) return closedPromise();
+    try {
+      encode(op, this._writer);
+    } catch (e) {
+      return this._abort(op, e);
+    }
+    return this._queue(op);
   }
 
   // ---- one crossing per batch ----------------------------------------------------

@@ -11,7 +11,13 @@ for (const n of [1, 3]) {
   apiSuite(`bridge, ${n} server${n > 1 ? "s" : ""}`, async () => {
     const servers = await startMemcacheds(n);
     const addresses = servers.map((s) => s.address);
-    const bridge = await Bridge.start({ upstreams: addresses, tokens: ["s3cret-token"] });
+    let bridge;
+    try {
+      bridge = await Bridge.start({ upstreams: addresses, tokens: ["s3cret-token"] });
+    } catch (e) {
+      await servers.stopAll();
+      throw e;
+    }
     const mc = new Client(addresses, { bridge: bridge.url, token: "s3cret-token", timeout: 3000 });
     return { mc, addresses, cleanup: async () => { mc.close(); await bridge.stop(); await servers.stopAll(); } };
   });
@@ -22,8 +28,9 @@ after(async () => { for (const f of cleanup.reverse()) await f(); });
 
 async function setup(bridgeOptions = {}) {
   const servers = await startMemcacheds(1);
+  cleanup.push(() => servers.stopAll());
   const bridge = await Bridge.start({ upstreams: [servers[0].address], ...bridgeOptions });
-  cleanup.push(async () => { await bridge.stop(); await servers.stopAll(); });
+  cleanup.push(() => bridge.stop());
   return { address: servers[0].address, bridge, server: servers[0] };
 }
 
