@@ -32,8 +32,13 @@ export async function rawGet(address, key) {
   return { flags: Number(m[1]), data: reply.subarray(start, start + Number(m[2])) };
 }
 
-/** Number of items a server holds. */
-export async function itemCount(address) {
-  const text = (await rawCommand(address, "stats\r\n")).toString();
-  return Number(/STAT curr_items (\d+)/.exec(text)[1]);
+/** How many of `keys` the server holds now (one multi-get; unlike curr_items, this does not
+ * count items that flush_all invalidated but memcached has not reclaimed yet). */
+export async function presentCount(address, keys) {
+  let present = 0;
+  for (let i = 0; i < keys.length; i += 100) {
+    const text = (await rawCommand(address, `get ${keys.slice(i, i + 100).join(" ")}\r\n`)).toString("latin1");
+    present += (text.match(/^VALUE /gm) ?? []).length;
+  }
+  return present;
 }
