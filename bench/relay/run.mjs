@@ -27,6 +27,10 @@ const JSON_OUT = args.includes('--json') ? args[args.indexOf('--json') + 1] : nu
 const PLAN = SMOKE
   ? { repetitions: 1, warmupMs: 100, seconds: 0.3, connections: 20, idle: 100 }
   : { repetitions: 5, warmupMs: 500, seconds: 3, connections: 200, idle: 1000 };
+if (args.includes('--seconds')) PLAN.seconds = Number(args[args.indexOf('--seconds') + 1]);
+if (args.includes('--repetitions')) PLAN.repetitions = Number(args[args.indexOf('--repetitions') + 1]);
+// Extra bridge flags, for trying settings such as --threads: BRIDGE_FLAGS="--threads 1".
+const BRIDGE_FLAGS = (process.env.BRIDGE_FLAGS || '').split(' ').filter(Boolean);
 const IN_FLIGHT = 64;
 const VALUE_SIZE = 100;
 const KEY = 'relay-bench-key';
@@ -92,7 +96,7 @@ function buildBridge() {
 }
 
 async function startBridge(binary, upstreamPort) {
-  const child = start(binary, ['--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${upstreamPort}`], {
+  const child = start(binary, ['--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${upstreamPort}`, ...BRIDGE_FLAGS], {
     env: { ...process.env, RUST_LOG: 'memcache_bridge=warn' },
   });
   const line = await new Promise((resolve, reject) => {
@@ -285,6 +289,15 @@ async function main() {
     connections: (p, t) => pipelined(p, t, PLAN.connections, 1),
   };
 
+  // --only WORKLOAD and --paths a,b narrow a run down while investigating one figure.
+  if (args.includes('--only')) {
+    const only = args[args.indexOf('--only') + 1];
+    for (const w of Object.keys(workloads)) if (w !== only) delete workloads[w];
+  }
+  if (args.includes('--paths')) {
+    const keep = args[args.indexOf('--paths') + 1].split(',');
+    for (const p of Object.keys(paths)) if (!keep.includes(p)) delete paths[p];
+  }
   const runs = {};
   for (const w of Object.keys(workloads)) for (const p of Object.keys(paths)) runs[`${w}/${p}`] = [];
   for (let rep = 0; rep < PLAN.repetitions; rep++) {
@@ -298,6 +311,10 @@ async function main() {
     process.stderr.write(`repetition ${rep + 1}/${PLAN.repetitions} done\n`);
   }
   const m = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
+  if (args.includes('--only') || args.includes('--paths')) {
+    console.log(m);
+    process.exit(0);
+  }
   const idle = await idleMemory(bridge, PLAN.idle);
 
   const added = (p) => m[`sequential/${p}`] - m['sequential/tcp'];

@@ -100,7 +100,7 @@ pub struct Args {
     #[arg(long, env = "MEMCACHE_BRIDGE_WWW", value_name = "DIR")]
     pub www: Option<PathBuf>,
 
-    /// Worker threads of the runtime [default: the number of CPUs]
+    /// Relay threads; each serves its share of the connections [default: the number of CPUs]
     #[arg(long, env = "MEMCACHE_BRIDGE_THREADS", value_name = "N")]
     pub threads: Option<usize>,
 

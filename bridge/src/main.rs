@@ -44,11 +44,15 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config) -> Result<(), BridgeError> {
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = config.threads {
-        runtime.worker_threads(threads);
-    }
-    let runtime = runtime.enable_all().build().map_err(BridgeError::Runtime)?;
+    let threads = config
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let relay_threads = server::start_relay_threads(threads)?;
+    // This thread accepts connections and handles signals; relays run on relay_threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BridgeError::Runtime)?;
     runtime.block_on(async {
         let listener = server::bind(&config)?;
         let address = listener
@@ -62,6 +66,6 @@ fn run(config: Config) -> Result<(), BridgeError> {
         println!("memcache-bridge listening on http://{address}");
         tracing::info!(%address, upstreams = ?config.upstreams, read_only = config.policy.read_only,
             token_required = !config.tokens.is_empty(), "listening");
-        server::serve(listener, config).await
+        server::serve(listener, config, relay_threads).await
     })
 }

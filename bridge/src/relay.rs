@@ -343,7 +343,9 @@ async fn upstream_to_client(
             return End::UpstreamError(error);
         }
         buffer.reserve(UPSTREAM_READ_CHUNK);
-        match up_read.try_read_buf(&mut buffer) {
+        // read_buf (not try_read_buf): a read that does not fill the buffer tells tokio the
+        // socket is drained, which saves the next read's EAGAIN system call.
+        match up_read.read_buf(&mut buffer).await {
             Ok(0) => return End::UpstreamClosed,
             Ok(read) => {
                 last_activity.touch();
@@ -359,7 +361,6 @@ async fn upstream_to_client(
                     return End::ClientGone;
                 }
             }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             Err(error) => return End::UpstreamError(error),
         }
     }

@@ -31,8 +31,16 @@ pub struct Memcached {
 }
 
 impl Memcached {
+    /// Starts memcached on a free port. Another test may grab the same port between
+    /// free_port() and memcached's bind; then memcached exits and this tries another port.
     pub fn start() -> Memcached {
-        Memcached::start_on(free_port())
+        for _ in 0..5 {
+            let memcached = Memcached::start_on(free_port());
+            if memcached.stat("pid") == u64::from(memcached.child.id()) {
+                return memcached;
+            }
+        }
+        panic!("no free port for memcached after 5 tries");
     }
 
     pub fn start_on(port: u16) -> Memcached {
