@@ -577,10 +577,8 @@ export class Client {
       if (this._log) this._log(`MemCached: connecting to ${server.address}${this._bridge ? ` through ${this._bridge}` : ""}`);
     }
     server.transport.write(bytes);
-    if (server.timer === null) {
-      server.transport.setBusy(true);
-      server.timer = setTimeout(this._onTimer, this._timeout, server);
-    }
+    server.transport.setBusy(true);
+    if (server.timer === null) server.timer = setTimeout(this._onTimer, this._timeout, server);
   }
 
   _reviveServers() {

@@ -25,7 +25,8 @@ export class TcpTransport {
     this.closed = false;
     this.socket = net.connect(parseAddress(address));
     this.socket.setNoDelay(true);
-    this.socket.on("data", (chunk) => this.sink.received(chunk));
+    // Nothing from a socket given up on may reach the server's next connection.
+    this.socket.on("data", (chunk) => { if (!this.closed) this.sink.received(chunk); });
     this.socket.on("error", (err) => this.fail(`connection to ${address} failed: ${err.code ?? err.message}`, err));
     this.socket.on("close", () => this.fail(`connection to ${address} closed`));
   }

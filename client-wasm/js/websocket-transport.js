@@ -56,6 +56,8 @@ export class WebSocketTransport {
       for (const bytes of queued) this.write(bytes);
     };
     socket.onmessage = (event) => {
+      // Nothing from a socket given up on may reach the server's next connection.
+      if (this.closed) return;
       const data = event.data;
       this.sink.received(data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     };

@@ -85,6 +85,16 @@ for (const transport of ["tcp", "bridge"]) {
     assert.ok(seen.includes("p:a!") && seen.includes("p:c"));
     assert.deepEqual(await counts(["p:a!", "p:b!", "p:c", "p:d"]), [2, 0, 2]);
     assert.deepEqual(await mc.getMulti(["a!", "b!", "c", "d"], { keyPrefix: "p:" }), { "a!": 1, "b!": 2, c: 3, d: 4 });
+    // Past a dead server the walk hashes str(hash) + str(attempt) with the same function.
+    const rehashed = [];
+    const walking = client([servers[0].address, deadAddress, servers[2].address], {
+      hashFunction: (key) => { if (/^\d+$/.test(key)) { rehashed.push(key); return 2; } return 1; },
+      deadRetry: 60,
+    });
+    await assert.rejects(walking.set("w:first", 1), (e) => e.code === "CONNECTION_ERROR");
+    assert.equal(await walking.set("w:moved", "x"), true);
+    assert.deepEqual(rehashed, ["10"]);
+    assert.equal((await rawGet(servers[2].address, "w:moved")).data.toString(), "x");
     const bad = client([servers[0].address], { hashFunction: () => -1 });
     await assert.rejects(bad.get("k"), (e) => e.code === "BAD_ARGUMENT");
     assert.throws(() => client([servers[0].address], { distribution: "ketama", hashFunction: "crc32-old" }), (e) => e.code === "BAD_ARGUMENT");
