@@ -31,19 +31,23 @@ pub struct Memcached {
 }
 
 impl Memcached {
-    /// Starts memcached on a free port. Another test may grab the same port between
-    /// free_port() and memcached's bind; then memcached exits and this tries another port.
+    /// Starts memcached on a free port. Another test may take the same port between
+    /// free_port() and memcached's bind; then this memcached exits and another port is tried.
     pub fn start() -> Memcached {
         for _ in 0..5 {
-            let memcached = Memcached::start_on(free_port());
-            if memcached.stat("pid") == u64::from(memcached.child.id()) {
+            if let Some(memcached) = Memcached::try_start_on(free_port()) {
                 return memcached;
             }
         }
-        panic!("no free port for memcached after 5 tries");
+        panic!("memcached did not start after 5 tries");
     }
 
     pub fn start_on(port: u16) -> Memcached {
+        Memcached::try_start_on(port)
+            .unwrap_or_else(|| panic!("memcached did not start on port {port}"))
+    }
+
+    fn try_start_on(port: u16) -> Option<Memcached> {
         let mut command = Command::new("/usr/bin/memcached");
         command.args([
             "-U",
@@ -70,15 +74,45 @@ impl Memcached {
             .stderr(Stdio::null())
             .spawn()
             .expect("start /usr/bin/memcached");
+        let mut memcached = Memcached { port, child };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "memcached did not start on port {port}"
-            );
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = memcached.child.try_wait() {
+                return None; // could not bind
+            }
+            // Ours answers with its own pid (not another test's memcached, not a socket that
+            // connected to itself).
+            if let Some(pid) = memcached.try_pid() {
+                if pid == memcached.child.id() {
+                    return Some(memcached);
+                }
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Memcached { port, child }
+        None
+    }
+
+    fn try_pid(&self) -> Option<u32> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(b"stats\r\n").ok()?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 8192];
+        while !reply.ends_with(b"END\r\n") {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+        let reply = String::from_utf8_lossy(&reply);
+        reply
+            .lines()
+            .find_map(|l| l.strip_prefix("STAT pid "))?
+            .trim()
+            .parse()
+            .ok()
     }
 
     pub fn addr(&self) -> String {
