@@ -187,6 +187,21 @@ enum ReplyKind {
     Version,
 }
 
+impl ReplyKind {
+    /// What memcached should have answered, for error messages.
+    fn expected(self) -> &'static str {
+        match self {
+            ReplyKind::Store => "STORED/NOT_STORED/EXISTS/NOT_FOUND",
+            ReplyKind::Delete => "DELETED/NOT_FOUND",
+            ReplyKind::Touch => "TOUCHED/NOT_FOUND",
+            ReplyKind::Counter => "a number or NOT_FOUND",
+            ReplyKind::Flush => "OK",
+            ReplyKind::Stats => "STAT lines",
+            ReplyKind::Version => "VERSION",
+        }
+    }
+}
+
 /// A get line being built during `submit` (or sent and awaiting its values).
 #[derive(Debug, Default)]
 struct GetLine {
@@ -1016,7 +1031,7 @@ fn reply_error(response: Response, expected: &str) -> Error {
         Response::Error => Error::UnknownCommand,
         Response::ClientError(text) => Error::ClientError(text),
         Response::ServerError(text) => Error::ServerError(text),
-        other => Error::Protocol(format!("expected {expected}, got {other:?}")),
+        other => Error::Protocol(format!("expected {expected}, got {}", reply_name(&other))),
     }
 }
 
@@ -1047,7 +1062,29 @@ fn reply_record(out: &mut Vec<u8>, id: u32, reply: ReplyKind, response: Response
             record_head(out, id, record::TEXT);
             put_field(out, text.as_bytes());
         }
-        (reply, other) => error_record(out, id, &reply_error(other, &format!("a {reply:?} reply"))),
+        (reply, other) => error_record(out, id, &reply_error(other, reply.expected())),
+    }
+}
+
+/// The reply's name for error messages (without its contents: no Debug of server data).
+fn reply_name(response: &Response) -> &'static str {
+    match response {
+        Response::Values(_) => "VALUE/END",
+        Response::Stored => "STORED",
+        Response::NotStored => "NOT_STORED",
+        Response::Exists => "EXISTS",
+        Response::NotFound => "NOT_FOUND",
+        Response::Deleted => "DELETED",
+        Response::Touched => "TOUCHED",
+        Response::Ok => "OK",
+        Response::Number(_) => "a number",
+        Response::Stats(_) => "STAT lines",
+        Response::Reset => "RESET",
+        Response::Version(_) => "VERSION",
+        Response::Metadump(_) | Response::MetadumpRefused(_) => "metadump lines",
+        Response::Error => "ERROR",
+        Response::ClientError(_) => "CLIENT_ERROR",
+        Response::ServerError(_) => "SERVER_ERROR",
     }
 }
 
