@@ -23,6 +23,7 @@ import {
   warmUp,
 } from './workloads.mjs';
 import { checkTargets, markdown, setupName, summarise } from './report.mjs';
+import { PAIRED_KEYSPACE, pairedSequentialGet } from './paired.mjs';
 import { chartSvg, renderChart } from './chart.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -187,6 +188,30 @@ async function measureContender(contender, setup, ctx) {
   return samples;
 }
 
+/** Every contender at once on the first server, sequential gets in alternating blocks. */
+async function measurePaired(contenders, valueSize, { servers, bridge, opts }) {
+  const addresses = [servers[0].address];
+  const flusher = await RawClient.connect(addresses);
+  try {
+    await flusher.flushAll();
+  } finally {
+    flusher.close();
+  }
+  const clients = [];
+  try {
+    for (const contender of contenders) {
+      if (contender.id === 'wasm-bridge' && !bridge) continue;
+      const client = await contender.connect({ addresses, bridgeUrl: bridge?.url });
+      const data = dataset(valueSize, PAIRED_KEYSPACE, `paired-${contender.id}`);
+      clients.push({ id: contender.id, client, data });
+      await populate(client, data, POPULATE_LIMIT_MS);
+    }
+    return await pairedSequentialGet(clients, { smoke: opts.smoke });
+  } finally {
+    for (const { client } of clients) await client.close();
+  }
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const started = performance.now();
@@ -214,6 +239,7 @@ async function main() {
   const servers = [];
   let bridge = null;
   const samples = [];
+  const paired = [];
   try {
     for (let i = 0; i < Math.max(...SERVER_COUNTS); i++) servers.push(await startMemcached());
     log(`memcached on ${servers.map((s) => s.address).join(', ')}`);
@@ -255,6 +281,16 @@ async function main() {
         }
       }
     }
+    for (const valueSize of VALUE_SIZES) {
+      try {
+        const result = await measurePaired(contenders, valueSize, { servers, bridge, opts });
+        paired.push({ valueSize, ...result });
+        log(`paired sequential get, ${setupName({ servers: 1, valueSize })}: ${result.results.map((r) => `${r.contender} ${Math.round(r.opsPerSec)}/s`).join(', ')}`);
+      } catch (err) {
+        errors.push(`paired sequential get, ${setupName({ servers: 1, valueSize })}: ${err.stack ?? err.message}`);
+        log(`ERROR paired sequential get: ${err.message}`);
+      }
+    }
   } finally {
     await bridge?.stop();
     await Promise.all(servers.map((s) => s.stop()));
@@ -271,14 +307,14 @@ async function main() {
 
   meta.durationMs = performance.now() - started;
   const rows = summarise(samples);
-  const checks = checkTargets(rows, meta.wasmSize);
+  const checks = checkTargets(rows, meta.wasmSize, paired);
   const base = path.join(opts.out, opts.smoke ? 'smoke' : 'bench');
-  const report = markdown({ meta, rows, checks, contenders, relay });
+  const report = markdown({ meta, rows, checks, contenders, relay, paired });
   const withErrors = errors.length
     ? `${report}\n## Errors\n\n${errors.map((e) => `- ${e.split('\n')[0]}`).join('\n')}\n`
     : report;
   await writeFile(`${base}.md`, withErrors);
-  await writeFile(`${base}.json`, `${JSON.stringify({ meta, rows, checks, samples, relay, errors }, null, 2)}\n`);
+  await writeFile(`${base}.json`, `${JSON.stringify({ meta, rows, checks, paired, samples, relay, errors }, null, 2)}\n`);
   try {
     const chart = chartSvg({
       rows,

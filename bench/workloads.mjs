@@ -23,9 +23,9 @@ export const WORKLOADS = [
 ];
 
 /** The data of one (value size) block: keys, the multi-get key lists and the value. */
-export function dataset(valueSize, keyspace = KEYSPACE) {
+export function dataset(valueSize, keyspace = KEYSPACE, prefix = 'bench') {
   const keys = [];
-  for (let i = 0; i < keyspace; i++) keys.push(`bench:${valueSize}:${String(i).padStart(5, '0')}`);
+  for (let i = 0; i < keyspace; i++) keys.push(`${prefix}:${valueSize}:${String(i).padStart(5, '0')}`);
   const multiKeys = [];
   for (let i = 0; i + MULTI_GET_KEYS <= keyspace; i += MULTI_GET_KEYS) {
     multiKeys.push(keys.slice(i, i + MULTI_GET_KEYS));
