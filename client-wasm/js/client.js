@@ -660,15 +660,24 @@ export class Client {
           return;
         case Record.NUMBER: op.done(parseInteger(r.field())); return;
         case Record.VALUES: {
+          // Every value is read off the buffer even when one fails to decode: the
+          // records after this one must start where they start.
           const n = r.u32();
           const result = op.result;
           const keys = op.keys;
+          let failure = null;
           for (let i = 0; i < n; i++) {
             const index = r.u32();
             const kind = r.u8();
             const data = r.field();
-            if (!op.settled) result[keys[index]] = this._decode(kind, data);
+            if (op.settled || failure !== null) continue;
+            try {
+              result[keys[index]] = this._decode(kind, data);
+            } catch (e) {
+              failure = e;
+            }
           }
+          if (failure !== null) throw failure;
           break;
         }
         case Record.KEYS: {

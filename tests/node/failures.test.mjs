@@ -3,7 +3,8 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Client, MemcacheError } from "../../client-wasm/js/node.js";
-import { Memcached, freePort, startMemcacheds } from "./support/servers.mjs";
+import { freePort, startMemcacheds } from "./support/servers.mjs";
+import { rawCommand } from "./support/raw.mjs";
 
 const cleanup = [];
 after(async () => { for (const f of cleanup.reverse()) await f(); });
@@ -183,4 +184,26 @@ test("close rejects pending calls and later ones with CLOSED", async () => {
   await assert.rejects(pending, code("CLOSED"));
   await assert.rejects(mc.get("k"), code("CLOSED"));
   server.resume();
+});
+
+test("a value that cannot be decoded rejects its call with DECODE_ERROR; the calls beside it are unharmed", async () => {
+  const { server, mc } = await oneServer();
+  const store = (key, flags, data) => rawCommand(server.address, Buffer.concat([Buffer.from(`set ${key} ${flags} 0 ${data.length}\r\n`), data, Buffer.from("\r\n")]), ["STORED\r\n"]);
+  await store("d:badjson", 1, Buffer.from("{not json"));
+  await store("d:badutf8", 16, Buffer.from([0xff, 0xfe, 0x41]));
+  await store("d:badflags", 0x100, Buffer.from("x"));
+  await mc.set("d:good", "fine");
+  await mc.set("d:good2", { ok: 1 });
+  const [multi, single, utf8, flags, good2] = await Promise.allSettled([
+    mc.getMulti(["d:badjson", "d:good"]),
+    mc.get("d:good"),
+    mc.get("d:badutf8"),
+    mc.get("d:badflags"),
+    mc.get("d:good2"),
+  ]);
+  assert.equal(multi.reason.code, "DECODE_ERROR");
+  assert.equal(single.value, "fine");
+  assert.equal(utf8.reason.code, "DECODE_ERROR");
+  assert.equal(flags.reason.code, "DECODE_ERROR");
+  assert.deepEqual(good2.value, { ok: 1 });
 });
