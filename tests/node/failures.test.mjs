@@ -104,13 +104,13 @@ test("a server killed mid-request rejects what was pending with CONNECTION_ERROR
 });
 
 test("a restarted server: the client recovers after deadRetry", async () => {
-  const { server, mc } = await oneServer({ deadRetry: 0.3 });
+  const { server, mc } = await oneServer({ deadRetry: 1 });
   assert.equal(await mc.set("k", "v1"), true);
   await server.stop();
   await assert.rejects(mc.get("k"), code("CONNECTION_ERROR"));
   await assert.rejects(mc.get("k"), code("NO_SERVER"));
   await server.startProcess();
-  await new Promise((r) => setTimeout(r, 400));
+  await new Promise((r) => setTimeout(r, 1100));
   assert.equal(await mc.set("k", "v2"), true);
   assert.equal(await mc.get("k"), "v2");
 });
@@ -131,7 +131,7 @@ test("a hung server: every pending call rejects with TIMEOUT after `timeout`", a
   const started = Date.now();
   const results = await Promise.allSettled([mc.get("k"), mc.get("k2"), mc.set("k3", 1)]);
   const elapsed = Date.now() - started;
-  assert.ok(elapsed >= 290 && elapsed < 1500, `timed out after ${elapsed} ms`);
+  assert.ok(elapsed >= 290 && elapsed < 2500, `timed out after ${elapsed} ms`);
   for (const r of results) assert.equal(r.reason.code, "TIMEOUT");
   server.resume();
   await new Promise((r) => setTimeout(r, 300));
