@@ -1,13 +1,16 @@
 #!/usr/bin/env node
-// Where a memcache-wasm get spends its time: each workload runs in a child process under
-// `node --cpu-prof` against a memcached of its own, with counters on every crossing into wasm
-// (Engine.submit, Engine.receive), every socket write and every chunk received. The parent
-// sorts the profile's self time into JavaScript of the client, wasm-bindgen's glue, the wasm
-// engine, Node's socket and stream code, GC and idle, and writes bench/results/profile.md.
+// Where a memcache-wasm get spends its time: each workload runs in a child process against a
+// memcached of its own, with V8's CPU profiler (what `node --cpu-prof` runs, here started
+// through node:inspector around the timed loop only, so start-up, filling and warm-up stay
+// out) and counters on every crossing into wasm (Engine.submit, Engine.receive), every socket
+// write and every chunk received. The same runs on the raw socket client give the floor.
+// The parent sorts self time into the client's JavaScript, wasm-bindgen's glue, the wasm
+// engine, Node's socket code, GC and idle, and writes bench/results/profile.md.
 //
 //   node bench/profile.mjs [--ops N] [--size BYTES] [--out DIR]
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -24,15 +27,20 @@ const PROFILED = [
 // A child that has not finished in this time is stuck; its profile would be useless anyway.
 const CHILD_TIMEOUT_MS = 120_000;
 const TOP_FUNCTIONS = 12;
+// 100 µs between samples: fine enough for a 25 µs operation to show up over 20,000 of them.
+const SAMPLING_INTERVAL_US = 100;
+const PROFILED_CONTENDERS = ['wasm-tcp', 'raw'];
 
 function parseArgs(argv) {
-  const opts = { ops: null, size: 100, out: path.join(ROOT, 'bench/results'), child: null };
+  const opts = { ops: null, size: 100, out: path.join(ROOT, 'bench/results'), child: null, contender: 'wasm-tcp', profile: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--ops') opts.ops = Number(argv[++i]);
     else if (a === '--size') opts.size = Number(argv[++i]);
     else if (a === '--out') opts.out = path.resolve(argv[++i]);
     else if (a === '--child') opts.child = argv[++i];
+    else if (a === '--contender') opts.contender = argv[++i];
+    else if (a === '--profile') opts.profile = argv[++i];
     else throw new Error(`unknown argument ${a}`);
   }
   return opts;
@@ -42,11 +50,10 @@ function parseArgs(argv) {
 async function child(opts) {
   const { startMemcached } = await import('./servers.mjs');
   const { dataset, populate, warmUp, timeOperations } = await import('./workloads.mjs');
-  const { wasmClientEntry } = await import('./contenders.mjs');
+  const { CONTENDERS } = await import('./contenders.mjs');
   const workload = PROFILED.find((w) => w.id === opts.child);
   const ops = opts.ops ?? workload.ops;
   const glue = await import(pathToFileURL(path.join(ROOT, 'client-wasm/pkg/memcache_wasm.js')).href);
-  const { Client } = await import(pathToFileURL(wasmClientEntry()).href);
 
   const counts = { submit: 0, receive: 0, submitMs: 0, receiveMs: 0, bytesIn: 0, writes: 0, bytesOut: 0 };
   const proto = glue.Engine.prototype;
@@ -80,7 +87,8 @@ async function child(opts) {
 
   const server = await startMemcached();
   try {
-    const client = new Client([server.address], { timeout: 10_000 });
+    // the same adapter the benchmark measures (a thin pass-through to Client)
+    const client = await CONTENDERS.find((c) => c.id === opts.contender).connect({ addresses: [server.address] });
     const data = dataset(opts.size);
     await populate(client, data, 60_000);
     await warmUp(client, data, { smoke: false, timeLimitMs: 30_000 });
@@ -91,19 +99,26 @@ async function child(opts) {
     };
     const multi = async (i) => {
       const list = data.multiKeys[i % data.multiKeys.length];
-      const found = await client.getMulti(list);
-      if (Object.keys(found).length !== list.length) throw new Error('bad multi-get');
+      if ((await client.getMulti(list)) !== list.length) throw new Error('bad multi-get');
     };
     const set = async (i) => {
-      if ((await client.set(data.keys[i % data.keys.length], data.value, 0)) !== true) throw new Error('bad set');
+      if ((await client.set(data.keys[i % data.keys.length], data.value)) !== true) throw new Error('bad set');
     };
+    const session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: SAMPLING_INTERVAL_US });
+    await session.post('Profiler.start');
     const run = await timeOperations({ get, multi, set }[workload.kind], {
       ops,
       inFlight: workload.inFlight,
       timeLimitMs: 60_000,
     });
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    await writeFile(opts.profile, JSON.stringify(profile));
     await client.close();
-    process.stdout.write(`${JSON.stringify({ workload: workload.id, ops: run.ops, elapsedMs: run.elapsedMs, counts })}\n`);
+    process.stdout.write(`${JSON.stringify({ workload: workload.id, contender: opts.contender, ops: run.ops, elapsedMs: run.elapsedMs, counts })}\n`);
   } finally {
     await server.stop();
   }
@@ -140,26 +155,31 @@ function shortUrl(url) {
   return url.replace(pathToFileURL(ROOT).href + '/', '').replace(/^wasm:\/\/wasm\/.*$/, 'wasm');
 }
 
+const IDLE = 'idle (waiting for memcached)';
+
 function classify(name, url) {
-  if (name === '(idle)') return 'idle (waiting for the socket)';
+  if (name === '(idle)') return IDLE;
   if (name === '(garbage collector)') return 'GC';
   if (name === '(program)') return 'V8/native (program)';
+  if (/^(writeBuffer|writev|write\w*String|readStart|readStop)$/.test(name) && url === '') {
+    return 'socket syscalls (incl. loopback delivery)';
+  }
   if (url.startsWith('wasm://') || /^(\$?wasm-function|\$)/.test(name)) return 'wasm engine';
   if (url.includes('/client-wasm/pkg/')) return 'wasm-bindgen glue (copies in/out)';
   if (url.includes('/client-wasm/js/')) return 'memcache-wasm JavaScript';
+  if (url.includes('/bench/raw-client')) return 'raw client JavaScript';
   if (url.includes('/bench/')) return 'benchmark harness';
-  if (url.startsWith('node:')) return 'Node net/stream/timers';
-  if (url === '') return 'native (builtins, promise machinery)';
+  if (url.startsWith('node:')) return 'Node net/stream/timers/encoding';
+  if (url === '') return 'V8 builtins (promises, microtasks, typed arrays)';
   return 'other';
 }
 
-function runChild(workload, opts, profileDir) {
+function runChild(workload, contender, opts, profileFile) {
   const args = [
-    '--cpu-prof',
-    '--cpu-prof-dir', profileDir,
-    '--cpu-prof-name', `${workload.id}.cpuprofile`,
     new URL(import.meta.url).pathname,
     '--child', workload.id,
+    '--contender', contender,
+    '--profile', profileFile,
     '--size', String(opts.size),
   ];
   if (opts.ops) args.push('--ops', String(opts.ops));
@@ -183,34 +203,46 @@ async function parent(opts) {
   await rm(profileDir, { recursive: true, force: true });
   await mkdir(profileDir, { recursive: true });
   const lines = [`# memcache-wasm hot path profile (${opts.size}-byte values, one memcached)`, ''];
-  lines.push(`command: \`node bench/profile.mjs${opts.size !== 100 ? ` --size ${opts.size}` : ''}${opts.ops ? ` --ops ${opts.ops}` : ''}\`; CPU profiles in ${path.relative(ROOT, profileDir)}/`);
+  lines.push(
+    `command: \`node bench/profile.mjs${opts.size !== 100 ? ` --size ${opts.size}` : ''}${opts.ops ? ` --ops ${opts.ops}` : ''}\`; CPU profiles (open in Chrome DevTools) in ${path.relative(ROOT, profileDir)}/. Self time per operation, sampled every ${SAMPLING_INTERVAL_US} µs over the timed loop only; "idle" is the client waiting for memcached.`,
+  );
   lines.push('');
   const summary = [];
   for (const workload of PROFILED) {
-    const result = await runChild(workload, opts, profileDir);
-    const files = (await readdir(profileDir)).filter((f) => f.startsWith(workload.id));
-    const profile = JSON.parse(await readFile(path.join(profileDir, files[0]), 'utf8'));
-    const d = digest(profile);
-    const c = result.counts;
-    const perOp = (n) => (n / result.ops).toFixed(3);
-    const usPerOp = (ms) => ((ms * 1000) / result.ops).toFixed(2);
-    summary.push({ ...result, digest: d });
-    lines.push(`## ${workload.id}: ${result.ops} ops, ${workload.inFlight} in flight, ${Math.round(result.ops / (result.elapsedMs / 1000))} ops/s`);
-    lines.push('');
-    lines.push(`- wall time per op: ${usPerOp(result.elapsedMs)} µs`);
-    lines.push(`- crossings per op: submit ${perOp(c.submit)}, receive ${perOp(c.receive)} (submit ${usPerOp(c.submitMs)} µs/op, receive ${usPerOp(c.receiveMs)} µs/op, measured around the calls, glue copies included)`);
-    lines.push(`- socket writes per op ${perOp(c.writes)}, chunks received per op ${perOp(c.receive)}, bytes in per chunk ${Math.round(c.bytesIn / Math.max(1, c.receive))}`);
-    lines.push('');
-    lines.push('| where (self time) | ms | share | µs per op |');
-    lines.push('|---|--:|--:|--:|');
-    for (const [cat, ms] of Object.entries(d.categories).sort((a, b) => b[1] - a[1])) {
-      lines.push(`| ${cat} | ${ms.toFixed(0)} | ${((ms / d.total) * 100).toFixed(1)}% | ${usPerOp(ms)} |`);
+    const results = {};
+    for (const contender of PROFILED_CONTENDERS) {
+      const file = path.join(profileDir, `${workload.id}.${contender}.cpuprofile`);
+      const result = await runChild(workload, contender, opts, file);
+      result.digest = digest(JSON.parse(await readFile(file, 'utf8')));
+      results[contender] = result;
+      summary.push(result);
     }
+    const ours = results['wasm-tcp'];
+    const raw = results.raw;
+    const c = ours.counts;
+    const perOp = (r, n) => (n / r.ops).toFixed(3);
+    const usPerOp = (r, ms) => ((ms * 1000) / r.ops).toFixed(2);
+    const rateOf = (r) => Math.round(r.ops / (r.elapsedMs / 1000));
+    lines.push(`## ${workload.id}: ${ours.ops} ops, ${workload.inFlight} in flight`);
     lines.push('');
-    lines.push('| top functions (self time) | category | ms | share |');
+    lines.push(`- memcache-wasm TCP ${rateOf(ours)} ops/s (${usPerOp(ours, ours.elapsedMs)} µs wall per op); raw socket ${rateOf(raw)} ops/s (${usPerOp(raw, raw.elapsedMs)} µs)`);
+    lines.push(`- memcache-wasm crossings per op: submit ${perOp(ours, c.submit)}, receive ${perOp(ours, c.receive)}; time inside them ${usPerOp(ours, c.submitMs)} + ${usPerOp(ours, c.receiveMs)} µs per op (timed around the calls, wasm-bindgen's copies included)`);
+    lines.push(`- socket writes per op: memcache-wasm ${perOp(ours, c.writes)}, raw ${perOp(raw, raw.counts.writes)}; memcache-wasm reads ${Math.round(c.bytesIn / Math.max(1, c.receive))} bytes per chunk`);
+    lines.push('');
+    lines.push('| where (self time, µs per op) | memcache-wasm TCP | raw socket |');
+    lines.push('|---|--:|--:|');
+    const cats = [...new Set([...Object.keys(ours.digest.categories), ...Object.keys(raw.digest.categories)])];
+    cats.sort((a, b) => (ours.digest.categories[b] ?? 0) - (ours.digest.categories[a] ?? 0));
+    for (const cat of cats) {
+      lines.push(`| ${cat} | ${usPerOp(ours, ours.digest.categories[cat] ?? 0)} | ${usPerOp(raw, raw.digest.categories[cat] ?? 0)} |`);
+    }
+    const busy = (r) => r.digest.total - (r.digest.categories[IDLE] ?? 0);
+    lines.push(`| **busy (all but idle)** | **${usPerOp(ours, busy(ours))}** | **${usPerOp(raw, busy(raw))}** |`);
+    lines.push('');
+    lines.push('| memcache-wasm top functions (self time) | category | µs per op | share of busy |');
     lines.push('|---|---|--:|--:|');
-    for (const f of d.top) {
-      lines.push(`| \`${f.name}\` | ${f.category} | ${f.ms.toFixed(0)} | ${((f.ms / d.total) * 100).toFixed(1)}% |`);
+    for (const f of ours.digest.top.filter((t) => t.category !== IDLE)) {
+      lines.push(`| \`${f.name}\` | ${f.category} | ${usPerOp(ours, f.ms)} | ${((f.ms / busy(ours)) * 100).toFixed(1)}% |`);
     }
     lines.push('');
   }
