@@ -835,6 +835,9 @@ impl Engine {
         if live.is_empty() {
             return Err(Error::NoServer { key: String::new() });
         }
+        // Refuse a request that cannot be encoded (stats arguments) before any server has
+        // it queued: the op must be on all of them or on none.
+        request.encode(&mut Vec::new())?;
         for server in live {
             self.push(server, request, Awaiting::Reply { id, reply })?;
             targets.push(server as u16);
@@ -1568,6 +1571,13 @@ mod tests {
             recs,
             vec![Rec::True(1), Rec::Stats(2, 1), Rec::Text(3, "1.6.9".into())]
         );
+        // Arguments that would break the line are refused for every server at once.
+        let bad = Batch::default()
+            .op(opcode::STATS, 5)
+            .str(b"items\r\nflush_all");
+        let sub = decode_submit(&e.submit(&bad.0).unwrap(), 1);
+        assert!(matches!(&sub.ops[0], (5, Err((9, _)))));
+        assert!(sub.writes.is_empty());
         e.mark_dead(0);
         e.mark_dead(2);
         let sub = decode_submit(
