@@ -22,24 +22,28 @@ if [ "$WB_CRATE" != "$WB_CLI" ]; then
   exit 1
 fi
 
-rm -rf "$OUT"
-mkdir -p "$OUT"
+# Built beside pkg/ and swapped in at the end, so readers of pkg/ never see half a build.
+STAGE="$TARGET_DIR/memcache-wasm-pkg.building"
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
 # wasm-opt runs on cargo's output, before wasm-bindgen adds its externref table: Debian's
 # binaryen 108 rewrites the export of that table to the function table.
 if command -v wasm-opt >/dev/null 2>&1; then
   wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types "$WASM" -o "$OUT/engine.opt.wasm"
-  INPUT="$OUT/engine.opt.wasm"
+    --enable-mutable-globals --enable-reference-types "$WASM" -o "$STAGE/engine.opt.wasm"
+  INPUT="$STAGE/engine.opt.wasm"
   optimized="wasm-opt -Oz"
 else
   INPUT="$WASM"
   optimized="not run through wasm-opt (install binaryen for a smaller file)"
 fi
 wasm-bindgen --target web --remove-name-section --remove-producers-section \
-  --out-dir "$OUT" --out-name memcache_wasm "$INPUT"
-rm -f "$OUT/engine.opt.wasm"
+  --out-dir "$STAGE" --out-name memcache_wasm "$INPUT"
+rm -f "$STAGE/engine.opt.wasm"
 # wasm-bindgen writes a package.json and .gitignore of its own; the package is client-wasm/.
-rm -f "$OUT/package.json" "$OUT/.gitignore"
+rm -f "$STAGE/package.json" "$STAGE/.gitignore"
+rm -rf "$OUT"
+mv "$STAGE" "$OUT"
 
 raw=$(wc -c < "$OUT/memcache_wasm_bg.wasm")
 gz=$(gzip -9 -c "$OUT/memcache_wasm_bg.wasm" | wc -c)
