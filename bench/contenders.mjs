@@ -9,7 +9,9 @@ import { RawClient } from './raw-client.mjs';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const WASM_PACKAGE = path.join(ROOT, 'client-wasm');
+// The package measured: client-wasm/, or another build of it (a before/after comparison)
+// named by MEMCACHE_WASM_PACKAGE: a folder with the same package.json, js/ and pkg/.
+export const WASM_PACKAGE = path.resolve(process.env.MEMCACHE_WASM_PACKAGE ?? path.join(ROOT, 'client-wasm'));
 
 /** The Node entry of the npm package memcache-wasm, as its package.json exports it. */
 export function wasmClientEntry() {

@@ -50,10 +50,10 @@ function parseArgs(argv) {
 async function child(opts) {
   const { startMemcached } = await import('./servers.mjs');
   const { dataset, populate, warmUp, timeOperations } = await import('./workloads.mjs');
-  const { CONTENDERS } = await import('./contenders.mjs');
+  const { CONTENDERS, WASM_PACKAGE } = await import('./contenders.mjs');
   const workload = PROFILED.find((w) => w.id === opts.child);
   const ops = opts.ops ?? workload.ops;
-  const glue = await import(pathToFileURL(path.join(ROOT, 'client-wasm/pkg/memcache_wasm.js')).href);
+  const glue = await import(pathToFileURL(path.join(WASM_PACKAGE, 'pkg/memcache_wasm.js')).href);
 
   const counts = { submit: 0, receive: 0, submitMs: 0, receiveMs: 0, bytesIn: 0, writes: 0, bytesOut: 0 };
   const proto = glue.Engine.prototype;
@@ -133,16 +133,29 @@ function digest(profile) {
     const id = profile.samples[i];
     self.set(id, (self.get(id) ?? 0) + (deltas[i] ?? 0) / 1000);
   }
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  // A builtin (no script URL: promise machinery, typed arrays, TextDecoder's native half)
+  // counts for whoever called it, so that the categories say whose work it was.
+  const categoryOf = new Map();
+  const category = (id) => {
+    if (categoryOf.has(id)) return categoryOf.get(id);
+    const { functionName, url } = byId.get(id).callFrame;
+    let c = classify(functionName, url);
+    if (c === null) c = parent.has(id) ? category(parent.get(id)) : 'V8 builtins';
+    categoryOf.set(id, c);
+    return c;
+  };
   const categories = {};
   const functions = new Map();
   let total = 0;
   for (const [id, ms] of self) {
     const { functionName, url, lineNumber } = byId.get(id).callFrame;
-    const category = classify(functionName, url);
-    categories[category] = (categories[category] ?? 0) + ms;
+    const cat = category(id);
+    categories[cat] = (categories[cat] ?? 0) + ms;
     total += ms;
     const name = `${functionName || '(anonymous)'} ${shortUrl(url)}${url ? `:${lineNumber + 1}` : ''}`;
-    const f = functions.get(name) ?? { name, category, ms: 0 };
+    const f = functions.get(name) ?? { name, category: cat, ms: 0 };
     f.ms += ms;
     functions.set(name, f);
   }
@@ -157,10 +170,12 @@ function shortUrl(url) {
 
 const IDLE = 'idle (waiting for memcached)';
 
+/** The category of a profile node, or null for a builtin that counts for its caller. */
 function classify(name, url) {
   if (name === '(idle)') return IDLE;
   if (name === '(garbage collector)') return 'GC';
   if (name === '(program)') return 'V8/native (program)';
+  if (name === '(root)') return 'V8 builtins';
   if (/^(writeBuffer|writev|write\w*String|readStart|readStop)$/.test(name) && url === '') {
     return 'socket syscalls (incl. loopback delivery)';
   }
@@ -168,9 +183,9 @@ function classify(name, url) {
   if (url.includes('/client-wasm/pkg/')) return 'wasm-bindgen glue (copies in/out)';
   if (url.includes('/client-wasm/js/')) return 'memcache-wasm JavaScript';
   if (url.includes('/bench/raw-client')) return 'raw client JavaScript';
-  if (url.includes('/bench/')) return 'benchmark harness';
+  if (url.includes('/bench/') || url.startsWith('node:inspector')) return 'benchmark harness';
   if (url.startsWith('node:')) return 'Node net/stream/timers/encoding';
-  if (url === '') return 'V8 builtins (promises, microtasks, typed arrays)';
+  if (url === '') return null;
   return 'other';
 }
 

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
-import { CONTENDERS } from './contenders.mjs';
+import { CONTENDERS, WASM_PACKAGE } from './contenders.mjs';
 import { RawClient } from './raw-client.mjs';
 import { MEMCACHED_ARGS, startBridge, startMemcached } from './servers.mjs';
 import {
@@ -38,7 +38,10 @@ const USAGE = `usage: node bench/run.mjs [options]
   --bridge-bin PATH    the memcache-bridge binary (default: target/release, built with cargo)
   --time-limit S       bound on each timed workload, in seconds (default 20; smoke 5)
   --out DIR            where results go (default bench/results)
-  --help               this text`;
+  --help               this text
+
+environment: MEMCACHE_WASM_PACKAGE=DIR measures another build of the package (a folder with
+its package.json, js/ and pkg/) instead of client-wasm/, for before/after comparisons.`;
 
 // Full runs take medians over at least this many repetitions (issue 6).
 const DEFAULT_REPS = 3;
@@ -133,11 +136,11 @@ function bridgeBinary(opts) {
 }
 
 function wasmSize() {
-  const dir = path.join(ROOT, 'client-wasm/pkg');
+  const dir = path.join(WASM_PACKAGE, 'pkg');
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.wasm')) : [];
   if (files.length !== 1) throw new Error(`expected one .wasm in client-wasm/pkg, found ${files.length}`);
   const bytes = readFileSync(path.join(dir, files[0]));
-  return { file: `client-wasm/pkg/${files[0]}`, rawBytes: bytes.length, gzipBytes: gzipSync(bytes, { level: 9 }).length };
+  return { file: path.join(path.relative(ROOT, dir), files[0]), rawBytes: bytes.length, gzipBytes: gzipSync(bytes, { level: 9 }).length };
 }
 
 /** Runs bench/relay (the relay comparison) as a child process; resolves with its Markdown. */
@@ -218,6 +221,9 @@ async function main() {
   const startedAt = new Date().toISOString();
   const contenders = CONTENDERS.filter((c) => !opts.only || opts.only.includes(c.id));
   await mkdir(opts.out, { recursive: true });
+  if (opts.build && process.env.MEMCACHE_WASM_PACKAGE) {
+    throw new Error('MEMCACHE_WASM_PACKAGE names a prebuilt package: add --no-build');
+  }
   if (opts.build) build(opts);
   const meta = {
     command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
@@ -226,6 +232,7 @@ async function main() {
     startedAt,
     machine: machine(),
     memcachedArgs: MEMCACHED_ARGS,
+    wasmPackage: path.relative(ROOT, WASM_PACKAGE) || '.',
     wasmSize: null,
     timeLimitS: opts.timeLimitS,
   };
