@@ -1,5 +1,6 @@
-// A quick throughput check, not a test: gets per second with 64 in flight (100-byte values,
-// one memcached) for this client and for memjs, in one run. The full benchmark is bench/.
+// A quick throughput check, not a test: gets and sets per second with 64 in flight and
+// multi-gets of 100 keys (100-byte values, one memcached) for this client and for memjs, in
+// one run. The full benchmark is bench/.
 //   node tests/node/support/throughput.mjs [gets-per-round]
 import { createRequire } from "node:module";
 import { Client } from "../../../client-wasm/js/node.js";
@@ -8,46 +9,68 @@ import { Memcached } from "./servers.mjs";
 const require = createRequire(import.meta.url);
 const memjs = require("memjs");
 
-/** Gets per round and rounds per client: bounded, about a second per round. */
+/** Calls per round and rounds per measure: bounded, about a second per round. */
 const GETS = Number(process.argv[2] ?? 100_000);
 const ROUNDS = 3;
 const IN_FLIGHT = 64;
 const KEYS = 1000;
 const VALUE = "v".repeat(100);
 
-async function round(get) {
+/** Runs `GETS` calls of `call(i)` with IN_FLIGHT outstanding; calls per second. */
+async function round(call) {
   let issued = 0;
   const started = process.hrtime.bigint();
   async function worker() {
-    while (issued < GETS) {
-      const key = `bench:${issued++ % KEYS}`;
-      const v = await get(key);
-      if (v === undefined || v === null) throw new Error(`miss on ${key}`);
-    }
+    while (issued < GETS) await call(issued++);
   }
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
   return GETS / (Number(process.hrtime.bigint() - started) / 1e9);
 }
 
-async function measure(name, get) {
-  await round(get); // warm-up
-  const rates = [];
-  for (let i = 0; i < ROUNDS; i++) rates.push(await round(get));
-  rates.sort((a, b) => a - b);
-  return { name, median: Math.round(rates[Math.floor(ROUNDS / 2)]) };
+/** Multi-gets of 100 keys, one after another; keys per second. */
+async function multiRound(getMany) {
+  const rounds = Math.max(1, Math.floor(GETS / 100 / 5));
+  const keys = Array.from({ length: 100 }, (_, i) => `bench:${i}`);
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < rounds; i++) {
+    const found = await getMany(keys);
+    if (found !== 100) throw new Error(`multi-get found ${found} of 100`);
+  }
+  return (rounds * 100) / (Number(process.hrtime.bigint() - started) / 1e9);
 }
+
+async function median(run) {
+  await run(); // warm-up
+  const rates = [];
+  for (let i = 0; i < ROUNDS; i++) rates.push(await run());
+  rates.sort((a, b) => a - b);
+  return Math.round(rates[Math.floor(ROUNDS / 2)]);
+}
+
+const checkHit = (v, key) => { if (v === undefined || v === null) throw new Error(`miss on ${key}`); };
 
 const server = await Memcached.start();
 try {
   const mc = new Client([server.address]);
   await mc.setMulti(Object.fromEntries(Array.from({ length: KEYS }, (_, i) => [`bench:${i}`, VALUE])));
-  const ours = await measure("memcache-wasm (TCP)", (k) => mc.get(k));
+  const ours = {
+    get: await median(() => round(async (i) => { const k = `bench:${i % KEYS}`; checkHit(await mc.get(k), k); })),
+    set: await median(() => round((i) => mc.set(`bench:${i % KEYS}`, VALUE))),
+    multi: await median(() => multiRound(async (keys) => Object.keys(await mc.getMulti(keys)).length)),
+  };
   mc.close();
   const mj = memjs.Client.create(server.address, { logger: { log() {} } });
-  const theirs = await measure("memjs", async (k) => (await mj.get(k)).value);
+  const theirs = {
+    get: await median(() => round(async (i) => { const k = `bench:${i % KEYS}`; checkHit((await mj.get(k)).value, k); })),
+    set: await median(() => round((i) => mj.set(`bench:${i % KEYS}`, VALUE))),
+    multi: await median(() => multiRound(async (keys) => (await Promise.all(keys.map((k) => mj.get(k)))).filter((r) => r.value).length)),
+  };
   mj.close();
-  for (const r of [ours, theirs]) console.log(`${r.name.padEnd(22)} ${String(r.median).padStart(8)} gets/s (median of ${ROUNDS} x ${GETS}, ${IN_FLIGHT} in flight, 100-byte values)`);
-  console.log(`ratio ${(ours.median / theirs.median).toFixed(2)}x`);
+  const line = (what, unit, a, b) => console.log(`${what.padEnd(40)} memcache-wasm ${String(a).padStart(8)}  memjs ${String(b).padStart(8)} ${unit}  (${(a / b).toFixed(2)}x)`);
+  console.log(`median of ${ROUNDS} rounds of ${GETS} calls, ${IN_FLIGHT} in flight, 100-byte values, one memcached, TCP`);
+  line("get, 64 in flight", "gets/s", ours.get, theirs.get);
+  line("set, 64 in flight", "sets/s", ours.set, theirs.set);
+  line("multi-get of 100 keys (memjs: 100 gets)", "keys/s", ours.multi, theirs.multi);
 } finally {
   await server.stop();
 }
