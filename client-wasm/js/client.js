@@ -136,6 +136,17 @@ function rehashFunction(fn) {
   };
 }
 
+/**
+ * The per-connection deadline timer. In Node it does not keep the process alive by itself:
+ * a socket with requests in flight does (TcpTransport.setBusy), so a script whose calls
+ * are all answered exits at once instead of waiting for the timer.
+ */
+function armTimer(fn, ms, server) {
+  const timer = setTimeout(fn, ms, server);
+  if (typeof timer === "object" && typeof timer.unref === "function") timer.unref();
+  return timer;
+}
+
 /** A Promise's settlers, captured without a closure per call. */
 const settlers = { resolve: null, reject: null };
 function captureSettlers(resolve, reject) {
@@ -578,7 +589,7 @@ export class Client {
     }
     server.transport.write(bytes);
     server.transport.setBusy(true);
-    if (server.timer === null) server.timer = setTimeout(this._onTimer, this._timeout, server);
+    if (server.timer === null) server.timer = armTimer(this._onTimer, this._timeout, server);
   }
 
   _reviveServers() {
@@ -743,7 +754,7 @@ export class Client {
       this._serverFailed(server, new TimeoutError(`${server.address} did not answer within ${this._timeout} ms`, { server: server.address }));
       return;
     }
-    server.timer = setTimeout(this._onTimer, head.deadline - now, server);
+    server.timer = armTimer(this._onTimer, head.deadline - now, server);
   }
 
   _dropServer(server, error) {
