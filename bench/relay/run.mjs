@@ -220,9 +220,20 @@ async function pipelined(pathName, target, count, depth) {
   const finished = new Promise((resolve) => {
     let stopped = false;
     for (const conn of conns) {
+      // Like any pipelining client, requests made in one tick go out in one write: replies
+      // counted while one chunk of input is processed are answered together.
+      let owed = 0;
       conn.onReplies = (n) => {
         if (measuring) done += n;
-        if (!stopped) conn.write(batch(n)); // keep `depth` in flight: one write per reply batch
+        if (stopped) return;
+        if (owed === 0) {
+          queueMicrotask(() => {
+            const count = owed;
+            owed = 0;
+            if (!stopped) conn.write(batch(count));
+          });
+        }
+        owed += n;
       };
       conn.write(batch(depth));
     }

@@ -55,7 +55,7 @@ pub struct Args {
 
     /// Refuse every command that changes data: storage, delete, incr/decr, touch, gat,
     /// flush_all and the meta writes (ms, md, ma, mg with N/T/R/E)
-    #[arg(long, env = "MEMCACHE_BRIDGE_READ_ONLY")]
+    #[arg(long, env = "MEMCACHE_BRIDGE_READ_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
     pub read_only: bool,
 
     /// Allow an admin command that is refused by default, as NAME or "NAME SUBCOMMAND"

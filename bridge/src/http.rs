@@ -78,7 +78,6 @@ async fn respond(
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     }
-    let head = request.method() == Method::HEAD;
     let mut response = match path {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/metrics" => {
@@ -102,9 +101,7 @@ async fn respond(
     );
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    if head {
-        *response.body_mut() = Full::new(Bytes::new());
-    }
+    // hyper sends no body to a HEAD request by itself, keeping the GET's Content-Length.
     response
 }
 

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("memcache_bridge=info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
