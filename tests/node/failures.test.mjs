@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { Client, MemcacheError } from "../../client-wasm/js/node.js";
 import { freePort, startMemcacheds } from "./support/servers.mjs";
 import { rawCommand } from "./support/raw.mjs";
+import { spawn } from "node:child_process";
 
 const cleanup = [];
 after(async () => { for (const f of cleanup.reverse()) await f(); });
@@ -206,4 +207,31 @@ test("a value that cannot be decoded rejects its call with DECODE_ERROR; the cal
   assert.equal(utf8.reason.code, "DECODE_ERROR");
   assert.equal(flags.reason.code, "DECODE_ERROR");
   assert.deepEqual(good2.value, { ok: 1 });
+});
+
+test("a script exits once its calls are answered (no close needed), and not before", async () => {
+  const { server } = await oneServer();
+  const script = `
+    import { Client } from ${JSON.stringify(new URL("../../client-wasm/js/node.js", import.meta.url).href)};
+    const mc = new Client([process.argv[1]], { timeout: 700 });
+    await mc.set("exit:k", "v");
+    console.log(await mc.get("exit:k"));`;
+  const run = () => new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script, server.address], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => { out += d; });
+    child.stderr.on("data", (d) => { out += d; });
+    child.on("exit", (status) => resolve({ status, out, ms: Date.now() - started }));
+  });
+  const answered = await run();
+  assert.equal(answered.status, 0, answered.out);
+  assert.equal(answered.out.trim(), "v");
+  assert.ok(answered.ms < 2500, `took ${answered.ms} ms to exit`);
+  server.pause();
+  const hung = await run();
+  server.resume();
+  assert.equal(hung.status, 1);
+  assert.match(hung.out, /TIMEOUT/);
+  assert.ok(hung.ms >= 700, `exited after ${hung.ms} ms, before the timeout`);
 });
