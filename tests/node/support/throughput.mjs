@@ -1,10 +1,12 @@
 // A quick throughput check, not a test: gets and sets per second with 64 in flight and
 // multi-gets of 100 keys (100-byte values, one memcached) for this client and for memjs, in
 // one run. The full benchmark is bench/.
-//   node tests/node/support/throughput.mjs [gets-per-round]
+// The bridge line runs the same client through a real memcache-bridge (MEMCACHE_BRIDGE_BIN).
+//   node tests/node/support/throughput.mjs [calls-per-round]
 import { createRequire } from "node:module";
 import { Client } from "../../../client-wasm/js/node.js";
 import { Memcached } from "./servers.mjs";
+import { Bridge } from "./bridge.mjs";
 
 const require = createRequire(import.meta.url);
 const memjs = require("memjs");
@@ -51,14 +53,24 @@ const checkHit = (v, key) => { if (v === undefined || v === null) throw new Erro
 
 const server = await Memcached.start();
 try {
-  const mc = new Client([server.address]);
-  await mc.setMulti(Object.fromEntries(Array.from({ length: KEYS }, (_, i) => [`bench:${i}`, VALUE])));
-  const ours = {
+  const measureOurs = async (mc) => ({
     get: await median(() => round(async (i) => { const k = `bench:${i % KEYS}`; checkHit(await mc.get(k), k); })),
     set: await median(() => round((i) => mc.set(`bench:${i % KEYS}`, VALUE))),
     multi: await median(() => multiRound(async (keys) => Object.keys(await mc.getMulti(keys)).length)),
-  };
+  });
+  const mc = new Client([server.address]);
+  await mc.setMulti(Object.fromEntries(Array.from({ length: KEYS }, (_, i) => [`bench:${i}`, VALUE])));
+  const ours = await measureOurs(mc);
   mc.close();
+  const bridge = await Bridge.start({ upstreams: [server.address] });
+  let viaBridge;
+  try {
+    const bridged = new Client([server.address], { bridge: bridge.url });
+    viaBridge = await measureOurs(bridged);
+    bridged.close();
+  } finally {
+    await bridge.stop();
+  }
   const mj = memjs.Client.create(server.address, { logger: { log() {} } });
   const theirs = {
     get: await median(() => round(async (i) => { const k = `bench:${i % KEYS}`; checkHit((await mj.get(k)).value, k); })),
@@ -71,6 +83,10 @@ try {
   line("get, 64 in flight", "gets/s", ours.get, theirs.get);
   line("set, 64 in flight", "sets/s", ours.set, theirs.set);
   line("multi-get of 100 keys (memjs: 100 gets)", "keys/s", ours.multi, theirs.multi);
+  const half = (what, unit, a, b) => console.log(`${what.padEnd(40)} through the bridge ${String(a).padStart(8)} ${unit}  (${(a / b).toFixed(2)} of TCP)`);
+  half("get, 64 in flight", "gets/s", viaBridge.get, ours.get);
+  half("set, 64 in flight", "sets/s", viaBridge.set, ours.set);
+  half("multi-get of 100 keys", "keys/s", viaBridge.multi, ours.multi);
 } finally {
   await server.stop();
 }
