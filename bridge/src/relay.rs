@@ -115,6 +115,21 @@ pub async fn run(
 
     let mut scanner = CommandScanner::new(shared.config.policy.clone());
     let end = pump(&mut ws, &mut upstream, &mut scanner, &shared).await;
+    if matches!(end, End::ClientClosed | End::ClientGone) {
+        // The upstream got its FIN after the client's last command. Waiting for memcached
+        // to close in turn means every forwarded command ran: closing with its answers
+        // unread would reset the connection, and a reset can discard commands memcached has
+        // not read yet. Nobody wants the answers any more, so they are dropped.
+        let mut scratch = [0u8; 4096];
+        let _ = timeout(DRAIN_TIMEOUT, async {
+            while let Ok(read) = upstream.read(&mut scratch).await {
+                if read == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     drop(upstream);
 
     let (code, reason) = match &end {

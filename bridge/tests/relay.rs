@@ -172,3 +172,25 @@ async fn quit_closes_normally_and_a_client_leaving_closes_the_upstream() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_sent_just_before_the_client_closes_all_land() {
+    let memcached = Memcached::start();
+    let bridge = Bridge::start(&["--upstream", &memcached.addr()]);
+    let mut ws = connect(&bridge.url(&memcached.addr()), &[]).await.unwrap();
+    let mut batch = Vec::new();
+    for i in 0..2000 {
+        batch.extend_from_slice(format!("set last{i} 0 0 4 noreply\r\nlast\r\n").as_bytes());
+    }
+    send(&mut ws, &batch).await;
+    ws.close(None).await.unwrap(); // closes without reading a single answer
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while memcached.stat("curr_items") != 2000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of 2000 writes landed",
+            memcached.stat("curr_items")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
