@@ -10,6 +10,8 @@
 //   node bench/relay/run.mjs            full run (about 2 minutes), prints a Markdown report
 //   node bench/relay/run.mjs --smoke    a few seconds: every path and workload runs once
 //   node bench/relay/run.mjs --json F   also writes the figures to F
+// For investigating: --repetitions N, --seconds S, --only WORKLOAD, --paths tcp,bridge,
+// BRIDGE_FLAGS="--threads 1" (extra bridge flags), MEMCACHED_FLAGS="-R 100".
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import net from 'node:net';
@@ -80,7 +82,7 @@ function start(command, argv, options = {}) {
 async function startMemcached() {
   const port = await freePort();
   const user = process.getuid?.() === 0 ? ['-u', 'root'] : [];
-  start('/usr/bin/memcached', ['-U', '0', '-l', '127.0.0.1', '-p', String(port), '-c', '4096', '-t', '4', ...user]);
+  start('/usr/bin/memcached', ['-U', '0', '-l', '127.0.0.1', '-p', String(port), '-c', '4096', '-t', '4', ...(process.env.MEMCACHED_FLAGS || '').split(' ').filter(Boolean), ...user]);
   await waitForPort(port);
   return port;
 }
