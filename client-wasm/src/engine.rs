@@ -409,7 +409,9 @@ impl Engine {
             return Err(Error::BadArgument(format!("no server {server}")));
         };
         let received = s.connection.receive(chunk);
-        let mut out = Vec::new();
+        // Records are about as large as the replies they come from: one allocation, not a
+        // doubling series per chunk.
+        let mut out = Vec::with_capacity(chunk.len() + 64);
         while let Some(response) = self.servers[server].connection.next_response() {
             self.complete(server, response, &mut out)?;
         }
