@@ -120,6 +120,8 @@ pub async fn run(
         // to close in turn means every forwarded command ran: closing with its answers
         // unread would reset the connection, and a reset can discard commands memcached has
         // not read yet. Nobody wants the answers any more, so they are dropped.
+        // (The client side may have ended without sending that FIN; a second one is harmless.)
+        let _ = upstream.shutdown().await;
         let mut scratch = [0u8; 4096];
         let _ = timeout(DRAIN_TIMEOUT, async {
             while let Ok(read) = upstream.read(&mut scratch).await {
