@@ -266,7 +266,10 @@ async fn connections_over_the_limit_get_503() {
     let url = bridge.url(&memcached.addr());
     let mut first = connect(&url, &[]).await.unwrap();
     let _second = connect(&url, &[]).await.unwrap();
+    let connections = memcached.stat("total_connections");
     assert_eq!(connect(&url, &[]).await.err(), Some(503));
+    // Refused before any upstream connection: only our own `stats` reached memcached.
+    assert_eq!(memcached.stat("total_connections"), connections + 1);
     // A place frees up when a relay ends.
     first.close(None).await.unwrap();
     while let Some(Ok(_)) = futures_util::StreamExt::next(&mut first).await {}
