@@ -5,10 +5,11 @@ import initWasm, { Engine } from "../pkg/memcache_wasm.js";
 import { setPlatform } from "./client.js";
 import { WebSocketTransport } from "./websocket-transport.js";
 
-await initWasm({ module_or_path: new URL("../pkg/memcache_wasm_bg.wasm", import.meta.url) });
+const wasm = await initWasm({ module_or_path: new URL("../pkg/memcache_wasm_bg.wasm", import.meta.url) });
 
 setPlatform({
   Engine,
+  memory: wasm.memory,
   tcp: false,
   openTransport(address, sink, { bridge, token }) {
     return new WebSocketTransport(address, sink, { bridge, token, WebSocket: globalThis.WebSocket, isNodeWs: false });

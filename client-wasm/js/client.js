@@ -22,7 +22,7 @@ let platform = null;
 
 /**
  * Set by the entry point (node.js or browser.js) once the wasm module is initialized:
- * { Engine, openTransport(address, sink, options), name }.
+ * { Engine, memory (the module's WebAssembly.Memory), tcp, openTransport(address, sink, options) }.
  */
 export function setPlatform(p) { platform = p; }
 
@@ -548,7 +548,7 @@ export class Client {
     if (this._deadCount > 0) this._reviveServers();
     let out;
     try {
-      out = this._engine.submit(this._writer.finish());
+      out = this._cross(this._writer.finish(), -1);
     } catch (e) {
       this._writer.reset();
       const error = engineError(e);
@@ -577,9 +577,26 @@ export class Client {
     }
     while (!r.done) {
       const server = servers[r.u16()];
-      const bytes = r.field();
+      // A copy: the view into wasm memory is overwritten by the next crossing, and a
+      // socket may still hold the bytes then.
+      const bytes = r.field().slice();
       this._write(server, bytes);
     }
+  }
+
+  /**
+   * One crossing: `bytes` is copied into the engine's input buffer in wasm memory, then
+   * submitted as a batch (server -1) or received from `server`; the result is a view of the
+   * engine's output buffer, valid until the next crossing (read it, copy what is kept).
+   */
+  _cross(bytes, server) {
+    const engine = this._engine;
+    const memory = platform.memory;
+    const at = engine.input(bytes.length);
+    new Uint8Array(memory.buffer, at, bytes.length).set(bytes);
+    const n = server < 0 ? engine.submit(bytes.length) : engine.receive(server, bytes.length);
+    // Views are made after the call: wasm memory may have grown (and moved) during it.
+    return new Uint8Array(memory.buffer, engine.output(), n);
   }
 
   _write(server, bytes) {
@@ -610,7 +627,7 @@ export class Client {
     if (this._closed) return;
     let out;
     try {
-      out = this._engine.receive(server.index, chunk);
+      out = this._cross(chunk, server.index);
     } catch (e) {
       const error = engineError(e);
       error.server = server.address;

@@ -9,7 +9,7 @@ import { TcpTransport } from "./tcp-transport.js";
 import { WebSocketTransport } from "./websocket-transport.js";
 import { BadArgumentError } from "./errors.js";
 
-initSync({ module: readFileSync(new URL("../pkg/memcache_wasm_bg.wasm", import.meta.url)) });
+const wasm = initSync({ module: readFileSync(new URL("../pkg/memcache_wasm_bg.wasm", import.meta.url)) });
 
 let webSocketClass = null;
 let isNodeWs = false;
@@ -31,6 +31,7 @@ function nodeWebSocket() {
 
 setPlatform({
   Engine,
+  memory: wasm.memory,
   tcp: true,
   openTransport(address, sink, { bridge, token }) {
     if (bridge === undefined) return new TcpTransport(address, sink);

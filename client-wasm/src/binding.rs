@@ -1,6 +1,11 @@
 //! The `#[wasm_bindgen]` surface: converts the JavaScript options into an
 //! [`EngineConfig`] and passes batches and chunks through to [`crate::engine::Engine`].
 //! No logic lives here; errors cross as `Error` objects whose message is `CODE: text`.
+//!
+//! Bytes cross through two buffers the engine keeps in wasm memory: JavaScript writes a
+//! batch or a chunk where `input(len)` points, calls `submit(len)` / `receive(server, len)`,
+//! and reads the result where `output()` points (valid until the next call). That spares
+//! an allocation, a free and a copy per crossing against passing `&[u8]` / `Vec<u8>`.
 
 use wasm_bindgen::prelude::*;
 
@@ -24,6 +29,12 @@ extern "C" {
     fn call(this: &HashCallback, this_arg: &JsValue, key: &str) -> u32;
 }
 
+fn short_input(len: u32) -> Error {
+    Error::BadArgument(format!(
+        "{len} input bytes announced beyond the input buffer"
+    ))
+}
+
 fn to_js(error: Error) -> JsError {
     JsError::new(&format!("{}: {}", error.code(), error))
 }
@@ -31,6 +42,8 @@ fn to_js(error: Error) -> JsError {
 #[wasm_bindgen]
 pub struct Engine {
     inner: engine::Engine,
+    input: Vec<u8>,
+    output: Vec<u8>,
 }
 
 #[wasm_bindgen]
@@ -103,18 +116,49 @@ impl Engine {
             failover,
         };
         engine::Engine::new(config)
-            .map(|inner| Engine { inner })
+            .map(|inner| Engine {
+                inner,
+                input: Vec::new(),
+                output: Vec::new(),
+            })
             .map_err(to_js)
     }
 
-    /// One batch of ops in, the submit result out (formats: engine.rs).
-    pub fn submit(&mut self, batch: &[u8]) -> Result<Vec<u8>, JsError> {
-        self.inner.submit(batch).map_err(to_js)
+    /// Where JavaScript writes the next `len` bytes of input (a batch or a chunk). The
+    /// address holds until the next call into the engine.
+    pub fn input(&mut self, len: u32) -> *mut u8 {
+        self.input.resize(len as usize, 0);
+        self.input.as_mut_ptr()
     }
 
-    /// Bytes from server `server` in, the records of the replies they completed out.
-    pub fn receive(&mut self, server: u32, chunk: &[u8]) -> Result<Vec<u8>, JsError> {
-        self.inner.receive(server as usize, chunk).map_err(to_js)
+    /// Where the last result lies; its length is what `submit` / `receive` returned.
+    pub fn output(&self) -> *const u8 {
+        self.output.as_ptr()
+    }
+
+    /// The batch in the first `len` input bytes in, the submit result out (formats: engine.rs).
+    pub fn submit(&mut self, len: u32) -> Result<u32, JsError> {
+        let batch = self
+            .input
+            .get(..len as usize)
+            .ok_or_else(|| to_js(short_input(len)))?;
+        self.inner
+            .submit_into(batch, &mut self.output)
+            .map_err(to_js)?;
+        Ok(self.output.len() as u32)
+    }
+
+    /// The chunk from server `server` in the first `len` input bytes in, the records of the
+    /// replies it completed out.
+    pub fn receive(&mut self, server: u32, len: u32) -> Result<u32, JsError> {
+        let chunk = self
+            .input
+            .get(..len as usize)
+            .ok_or_else(|| to_js(short_input(len)))?;
+        self.inner
+            .receive_into(server as usize, chunk, &mut self.output)
+            .map_err(to_js)?;
+        Ok(self.output.len() as u32)
     }
 
     #[wasm_bindgen(js_name = markDead)]

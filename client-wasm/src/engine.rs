@@ -366,24 +366,33 @@ impl Engine {
     /// Queues one batch of ops and returns the submit result (see the module docs). A
     /// malformed batch is an error and queues nothing.
     pub fn submit(&mut self, batch: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.submit_into(batch, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Engine::submit`] into a buffer the caller reuses (cleared first).
+    pub fn submit_into(&mut self, batch: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
         let ops = self.parse_batch(batch)?;
-        let mut out = Vec::with_capacity(ops.len() * 8 + 64);
+        out.reserve(ops.len() * 8 + 64);
         let mut targets: Vec<u16> = Vec::new();
         for op in &ops {
+            let out = &mut *out;
             targets.clear();
-            put_u32(&mut out, op.id);
+            put_u32(out, op.id);
             match self.queue(op, &mut targets) {
                 Ok(()) => {
-                    put_u8(&mut out, STATUS_QUEUED);
-                    put_u16(&mut out, targets.len() as u16);
+                    put_u8(out, STATUS_QUEUED);
+                    put_u16(out, targets.len() as u16);
                     for &t in &targets {
-                        put_u16(&mut out, t);
+                        put_u16(out, t);
                     }
                 }
                 Err(error) => {
-                    put_u8(&mut out, STATUS_FAILED);
-                    put_u8(&mut out, error_code(&error));
-                    put_field(&mut out, error.to_string().as_bytes());
+                    put_u8(out, STATUS_FAILED);
+                    put_u8(out, error_code(&error));
+                    put_field(out, error.to_string().as_bytes());
                 }
             }
         }
@@ -394,34 +403,42 @@ impl Engine {
                 server.dirty = false;
                 let bytes = server.connection.take_outbound();
                 if !bytes.is_empty() {
-                    put_u16(&mut out, index as u16);
-                    put_field(&mut out, &bytes);
+                    put_u16(out, index as u16);
+                    put_field(out, &bytes);
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Feeds bytes that arrived from `server` and returns the records of every reply they
     /// completed (see the module docs).
     pub fn receive(&mut self, server: usize, chunk: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.receive_into(server, chunk, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Engine::receive`] into a buffer the caller reuses (cleared first).
+    pub fn receive_into(&mut self, server: usize, chunk: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
         let Some(s) = self.servers.get_mut(server) else {
             return Err(Error::BadArgument(format!("no server {server}")));
         };
         let received = s.connection.receive(chunk);
-        // Records are about as large as the replies they come from: one allocation, not a
-        // doubling series per chunk.
-        let mut out = Vec::with_capacity(chunk.len() + 64);
+        // Records are about as large as the replies they come from: one reservation, not
+        // a doubling series per chunk.
+        out.reserve(chunk.len() + 64);
         while let Some(response) = self.servers[server].connection.next_response() {
-            self.complete(server, response, &mut out)?;
+            self.complete(server, response, out)?;
         }
         if let Err(error) = received {
-            put_u32(&mut out, CONNECTION_BROKEN_ID);
-            put_u8(&mut out, record::ERROR);
-            put_u8(&mut out, error_code(&error));
-            put_field(&mut out, error.to_string().as_bytes());
+            put_u32(out, CONNECTION_BROKEN_ID);
+            put_u8(out, record::ERROR);
+            put_u8(out, error_code(&error));
+            put_field(out, error.to_string().as_bytes());
         }
-        Ok(out)
+        Ok(())
     }
 
     // ---- submit: parsing the batch ------------------------------------------------
