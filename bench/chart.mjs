@@ -38,20 +38,22 @@ function short(n) {
   return n.toFixed(0);
 }
 
-/** The SVG of the main workloads on one server, one row of panels per value size. */
-export function chartSvg({ rows, contenders, title, servers = 1 }) {
-  const sizes = [...new Set(rows.filter((r) => r.servers === servers).map((r) => r.valueSize))].sort((a, b) => a - b);
+/** The SVG of the main workloads, one row of panels per setup (servers, value size). */
+export function chartSvg({ rows, contenders, title }) {
+  const setups = [...new Set(rows.map((r) => `${r.servers}|${r.valueSize}`))]
+    .map((k) => k.split('|').map(Number))
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   const width = LABEL_W + PANELS.length * PANEL_W + 20;
-  const height = TOP + sizes.length * (PANEL_H + ROW_TITLE_H) + 8;
+  const height = TOP + setups.length * (PANEL_H + ROW_TITLE_H) + 8;
   const parts = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, sans-serif" font-size="12">`);
   parts.push(`<rect width="100%" height="100%" fill="white"/>`);
   parts.push(`<text x="12" y="24" font-size="17" font-weight="bold">${esc(title)}</text>`);
-  parts.push(`<text x="12" y="44" fill="#555">medians of the repetitions; whiskers: min..max; higher is better; ${servers} memcached server${servers > 1 ? 's' : ''}</text>`);
-  sizes.forEach((size, rowIdx) => {
+  parts.push(`<text x="12" y="44" fill="#555">medians of the repetitions; whiskers: min..max; higher is better</text>`);
+  setups.forEach(([servers, size], rowIdx) => {
     const y0 = TOP + rowIdx * (PANEL_H + ROW_TITLE_H);
     const sizeName = size >= 1024 ? `${Math.round(size / 1024)} KB values` : `${size} B values`;
-    parts.push(`<text x="12" y="${y0 + 16}" font-size="14" font-weight="bold">${sizeName}</text>`);
+    parts.push(`<text x="12" y="${y0 + 16}" font-size="14" font-weight="bold">${servers} memcached server${servers > 1 ? 's' : ''}, ${sizeName}</text>`);
     const barArea = PANEL_H - 30;
     const barH = Math.floor(barArea / contenders.length) - 4;
     contenders.forEach((c, i) => {
