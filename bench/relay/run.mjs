@@ -7,7 +7,7 @@
 // 200 connections each doing sequential gets. Medians of several repetitions, and the
 // bridge's resident memory with 1,000 idle WebSocket connections.
 //
-//   node bench/relay/run.mjs            full run (about 2 minutes), prints a Markdown report
+//   node bench/relay/run.mjs            full run (about 2.5 minutes), prints a Markdown report
 //   node bench/relay/run.mjs --smoke    a few seconds: every path and workload runs once
 //   node bench/relay/run.mjs --json F   also writes the figures to F
 // For investigating: --repetitions N, --seconds S, --only WORKLOAD, --paths tcp,bridge,
@@ -25,10 +25,12 @@ const SMOKE = args.includes('--smoke');
 const JSON_OUT = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
 
 // Durations and sizes. Each measurement runs for a fixed time after a warm-up, so every path
-// gets the same budget; the smoke run only proves that everything works.
+// gets the same budget. Many short repetitions, with the paths taking turns in each, let a
+// machine whose load changes from second to second (a shared one) hit every path alike; the
+// smoke run only proves that everything works.
 const PLAN = SMOKE
   ? { repetitions: 1, warmupMs: 100, seconds: 0.3, connections: 20, idle: 100 }
-  : { repetitions: 5, warmupMs: 500, seconds: 3, connections: 200, idle: 1000 };
+  : { repetitions: 9, warmupMs: 300, seconds: 1.5, connections: 200, idle: 1000 };
 if (args.includes('--seconds')) PLAN.seconds = Number(args[args.indexOf('--seconds') + 1]);
 if (args.includes('--repetitions')) PLAN.repetitions = Number(args[args.indexOf('--repetitions') + 1]);
 // Extra bridge flags, for trying settings such as --threads: BRIDGE_FLAGS="--threads 1".
