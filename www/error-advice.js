@@ -49,6 +49,11 @@ export function explain(error, context = {}) {
         summary: `No server is available for this key: ${detail}.`,
         advice: "Every server that could hold it is down; see the overview for why.",
       };
+    case "METADUMP_REFUSED":
+      return {
+        summary: `${capitalize(where)} would not list its keys: ${detail}.`,
+        advice: "Its LRU crawler may be off (-o no_lru_crawler) or busy with another listing; try again in a moment.",
+      };
     case "SERVER_ERROR":
     case "CLIENT_ERROR":
     case "UNKNOWN_COMMAND":

@@ -11,7 +11,7 @@ import { parseMetadumpLine, filterByPrefix, page } from "./metadump.js";
 export const PAGE_SIZE = 25;
 
 /** Error codes that carry memcached's own answer (as opposed to a connection failure). */
-const MEMCACHED_REFUSALS = new Set(["CLIENT_ERROR", "SERVER_ERROR", "UNKNOWN_COMMAND"]);
+const MEMCACHED_REFUSALS = new Set(["METADUMP_REFUSED", "CLIENT_ERROR", "SERVER_ERROR", "UNKNOWN_COMMAND"]);
 const CRAWLER_ADVICE =
   "memcached lists keys only with its LRU crawler on (the default; not with -o no_lru_crawler), " +
   "and one listing at a time (BUSY): try again in a moment, or on a server that allows it.";
