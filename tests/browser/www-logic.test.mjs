@@ -150,7 +150,7 @@ test("errors become advice keyed on their code", () => {
   assert.match(down.summary, /Cannot reach memcached at 127\.0\.0\.1:1/);
   assert.match(down.advice, /running at 127\.0\.0\.1:1/);
   assert.match(explain({ code: "BAD_KEY", message: "bad key" }).advice, /250 bytes/);
-  assert.match(explain({ code: "METADUMP_REFUSED", message: "BUSY", server: "h:1" }).summary, /memcached at h:1 would not list its keys: BUSY/);
+  assert.match(explain({ code: "METADUMP_REFUSED", message: "BUSY", server: "h:1" }).summary, /^Memcached at h:1 would not list its keys: BUSY\./);
   const handshake = explain({ code: "CONNECTION_ERROR", message: "closed (code 1006)", closeCode: 1006, server: "h:1" }, { tokenRequired: true, origin: "http://o" });
   assert.match(handshake.advice, /--token-file.*--allow-origin http:\/\/o/);
   assert.match(explain({ code: "BRIDGE_REFUSED", message: "read-only bridge refuses set" }).advice, /--read-only/);
