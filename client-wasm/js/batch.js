@@ -12,8 +12,11 @@ export const Op = Object.freeze({
   GET: 1, GETS: 2, GET_MULTI: 3,
   SET: 4, ADD: 5, REPLACE: 6, APPEND: 7, PREPEND: 8, CAS: 9, SET_MULTI: 10,
   DELETE: 11, DELETE_MULTI: 12, INCR: 13, DECR: 14, TOUCH: 15,
-  FLUSH_ALL: 16, STATS: 17, VERSION: 18,
+  FLUSH_ALL: 16, STATS: 17, VERSION: 18, INSPECT: 19, METADUMP: 20,
 });
+
+/** A METADUMP op's scope byte: `all`, `hash`, or the slab class in the u32 after it. */
+export const MetadumpScope = Object.freeze({ ALL: 0, HASH: 1, CLASS: 2 });
 
 /** Bit in an op's flags byte: every key of the op is preceded by an explicit u32 server hash. */
 export const OP_HASHED = 1;
@@ -24,7 +27,7 @@ export const Status = Object.freeze({ QUEUED: 0, FAILED: 1 });
 
 export const Record = Object.freeze({
   MISS: 0, VALUE: 1, CAS_VALUE: 2, TRUE: 3, FALSE: 4, NUMBER: 5,
-  VALUES: 6, KEYS: 7, STATS: 8, TEXT: 9, ERROR: 10,
+  VALUES: 6, KEYS: 7, STATS: 8, TEXT: 9, ERROR: 10, ITEM: 11, LINES: 12,
 });
 
 /** The record id the engine uses for "this connection is broken" after a protocol error. */

@@ -2,7 +2,9 @@
 // one batch that crosses into the wasm engine once (keys, hashing, values, framing happen
 // there) and leave as one write per server; each received chunk crosses once and comes
 // back as the finished results, matched to the waiting calls by a FIFO per server.
-import { BatchWriter, CONNECTION_BROKEN_ID, OP_HASHED, Op, Record, ResultReader, Status, ValueKind, decodeText } from "./batch.js";
+import {
+  BatchWriter, CONNECTION_BROKEN_ID, MetadumpScope, OP_HASHED, Op, Record, ResultReader, Status, ValueKind, decodeText,
+} from "./batch.js";
 import {
   BadArgumentError, CORE_ERROR_CLASSES, ClosedError, DecodeError, MemcacheError, NotSerializableError,
   ProtocolError, TimeoutError,
@@ -193,6 +195,10 @@ class ServerState {
     this.pending = new PendingQueue();
     this.timer = null;
     this.deadUntil = 0;
+    // A metadump owns the connection from its line's write to its reply (see metadump()):
+    // `metadump` is that op; `held` are writes {bytes, metadump} waiting their turn.
+    this.metadump = null;
+    this.held = [];
   }
   received(chunk) { this.client._received(this, chunk); }
   failed(error) { this.client._serverFailed(this, error); }
@@ -367,6 +373,67 @@ export class Client {
   /** memcached's version per live server: { "host:port": "1.6.21" }. */
   version() { return this._call(Op.VERSION, {}, () => {}); }
 
+  /**
+   * The address of the server `key` goes to now, routed as a request would be this moment
+   * (distribution, hash function, dead servers re-hashed past or refused). Synchronous;
+   * throws BAD_KEY for a bad key, NO_SERVER when no live server is left for it.
+   */
+  serverForKey(key) {
+    if (this._closed) throw new ClosedError("the client is closed");
+    const k = checkKey(key);
+    // Servers whose deadRetry has passed are live again for the next request, so here too.
+    if (this._deadCount > 0) this._reviveServers();
+    const hash = this._hashFunction === null ? undefined : this._hashOf(k);
+    let index;
+    try {
+      index = this._engine.serverForKey(k, hash);
+    } catch (e) {
+      throw engineError(e);
+    }
+    return this._servers[index].address;
+  }
+
+  /**
+   * Like get(), with what memcached holds beside the value: `{ value, flags, size, server,
+   * cas }` (flags as stored, size the stored byte length before decompression, server the
+   * address that answered), or undefined on a miss. Sent as `gets`.
+   */
+  inspect(key) { return this._single(Op.INSPECT, key); }
+
+  /**
+   * The item lines of `lru_crawler metadump <scope>` on one of this client's servers, as
+   * memcached sends them (`key=<url-encoded> exp=... la=... cas=... fetch=... cls=...
+   * size=...`). `scope`: "all" (default), "hash", or a slab class number. memcached
+   * refuses a metadump while replies are pending on the connection and leaves requests
+   * that arrive with its line unread, so the line goes out alone once the server's earlier
+   * replies are in, and this client's later requests to that server wait until the dump
+   * ends. A refusal (BUSY, BADCLASS, NOTSTARTED, ERROR ...) rejects with METADUMP_REFUSED.
+   */
+  metadump({ server, scope = "all" } = {}) {
+    if (this._closed) return closedPromise();
+    const target = this._servers.find((s) => s.address === server);
+    if (target === undefined) {
+      return Promise.reject(new BadArgumentError(
+        `metadump needs one of this client's servers ({ server: "host:port" }), got ${JSON.stringify(server)}`));
+    }
+    let kind, slabClass = 0;
+    if (scope === "all") kind = MetadumpScope.ALL;
+    else if (scope === "hash") kind = MetadumpScope.HASH;
+    else if (Number.isInteger(scope) && scope >= 0 && scope <= 0xffffffff) { kind = MetadumpScope.CLASS; slabClass = scope; }
+    else return Promise.reject(new BadArgumentError(`metadump scope must be "all", "hash" or a slab class number, got ${JSON.stringify(scope)}`));
+    // The engine takes a metadump only alone in its batch: what this tick queued before
+    // crosses first, then the metadump crosses at once on its own.
+    if (this._batch.length > 0) this._flush();
+    const op = this._begin(Op.METADUMP, undefined);
+    const w = this._writer;
+    w.u16(target.index);
+    w.u8(kind);
+    w.u32(slabClass);
+    const promise = this._queue(op);
+    this._flush();
+    return promise;
+  }
+
   /** Closes every connection; pending and later calls reject with CLOSED. */
   close() {
     if (this._closed) return Promise.resolve();
@@ -448,15 +515,17 @@ export class Client {
   }
 
   _writeKey(w, prefix, key) {
-    if (this._hashFunction !== null) {
-      const full = prefix + key;
-      const h = this._hashFunction(full);
-      if (!Number.isInteger(h) || h < 0 || h > 0xffffffff) {
-        throw new BadArgumentError(`hashFunction must return an integer from 0 to 2^32-1, got ${String(h)} for key ${JSON.stringify(full)}`);
-      }
-      w.u32(h);
-    }
+    if (this._hashFunction !== null) w.u32(this._hashOf(prefix + key));
     w.str(key);
+  }
+
+  /** The caller's hash of a full key, checked (an out-of-range result rejects the call). */
+  _hashOf(full) {
+    const h = this._hashFunction(full);
+    if (!Number.isInteger(h) || h < 0 || h > 0xffffffff) {
+      throw new BadArgumentError(`hashFunction must return an integer from 0 to 2^32-1, got ${String(h)} for key ${JSON.stringify(full)}`);
+    }
+    return h;
   }
 
   _writeValue(w, value) {
@@ -575,13 +644,53 @@ export class Client {
         op.fail(coreError(code, r.text()));
       }
     }
+    // A metadump crossed alone (see metadump()): its write is its line and nothing else.
+    const metadump = ops.length === 1 && ops[0].kind === Op.METADUMP ? ops[0] : null;
     while (!r.done) {
       const server = servers[r.u16()];
       // A copy: the view into wasm memory is overwritten by the next crossing, and a
       // socket may still hold the bytes then.
       const bytes = r.field().slice();
-      this._write(server, bytes);
+      if (server.metadump === null && server.held.length === 0 && metadump === null) this._write(server, bytes);
+      else this._hold(server, bytes, metadump);
     }
+  }
+
+  /**
+   * A write that must wait: a metadump line until the server's earlier replies are in
+   * (memcached refuses it while replies are pending), and anything after a metadump line
+   * until the dump ends (memcached leaves bytes that arrive with the line unread).
+   */
+  _hold(server, bytes, metadump) {
+    server.held.push({ bytes, metadump });
+    this._releaseHeld(server);
+  }
+
+  /** Writes what may go now: held writes in order, up to a metadump still waiting its turn. */
+  _releaseHeld(server) {
+    const held = server.held;
+    let n = 0;
+    while (n < held.length && server.metadump === null) {
+      const entry = held[n];
+      if (entry.metadump !== null) {
+        if (server.pending.peek() !== entry.metadump) break;
+        this._write(server, entry.bytes);
+        server.metadump = entry.metadump;
+        n++;
+        continue;
+      }
+      let end = n;
+      let size = 0;
+      while (end < held.length && held[end].metadump === null) size += held[end++].bytes.length;
+      const bytes = end === n + 1 ? entry.bytes : new Uint8Array(size);
+      if (end > n + 1) {
+        let at = 0;
+        for (let i = n; i < end; i++) { bytes.set(held[i].bytes, at); at += held[i].bytes.length; }
+      }
+      this._write(server, bytes);
+      n = end;
+    }
+    if (n > 0) held.splice(0, n);
   }
 
   /**
@@ -651,8 +760,10 @@ export class Client {
         this._serverFailed(server, new ProtocolError(`${server.address}: answer for request ${id} does not match the oldest pending one`, { server: server.address }));
         return;
       }
+      if (op === server.metadump) server.metadump = null;
       this._deliver(op, record, r, server);
     }
+    if (server.held.length > 0 && server.transport !== null) this._releaseHeld(server);
     if (pending.size === 0 && server.transport !== null) server.transport.setBusy(false);
   }
 
@@ -671,6 +782,21 @@ export class Client {
         case Record.VALUE: {
           const kind = r.u8();
           op.done(this._decode(kind, r.field()));
+          return;
+        }
+        case Record.ITEM: {
+          const flags = r.u32();
+          const size = r.u32();
+          const cas = r.u64();
+          const kind = r.u8();
+          op.done({ value: this._decode(kind, r.field()), flags, size, server: server.address, cas });
+          return;
+        }
+        case Record.LINES: {
+          const n = r.u32();
+          const lines = new Array(n);
+          for (let i = 0; i < n; i++) lines[i] = r.text();
+          op.done(lines);
           return;
         }
         case Record.CAS_VALUE: {
@@ -778,6 +904,9 @@ export class Client {
     if (server.timer !== null) { clearTimeout(server.timer); server.timer = null; }
     const transport = server.transport;
     server.transport = null;
+    // Held writes belong to ops in `pending`, which fail below with the connection.
+    server.held = [];
+    server.metadump = null;
     if (transport !== null) transport.close();
     if (!this._closed || error instanceof ClosedError) {
       for (const op of server.pending.drain()) op.fail(error);

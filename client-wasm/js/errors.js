@@ -51,6 +51,11 @@ export class NoServerError extends MemcacheError {
 export class BadArgumentError extends MemcacheError {
   constructor(message, details) { super("BAD_ARGUMENT", message, details); this.name = "BadArgumentError"; }
 }
+/** memcached would not run an `lru_crawler metadump`; the message holds its line (BUSY,
+ * BADCLASS, NOTSTARTED, or ERROR with its reason). */
+export class MetadumpRefusedError extends MemcacheError {
+  constructor(message, details) { super("METADUMP_REFUSED", message, details); this.name = "MetadumpRefusedError"; }
+}
 /** The connection to a server failed or broke; `server` names it. */
 export class ConnectionError extends MemcacheError {
   constructor(message, details) { super("CONNECTION_ERROR", message, details); this.name = "ConnectionError"; }
@@ -80,4 +85,5 @@ export const CORE_ERROR_CLASSES = [
   ServerError,
   NoServerError,
   BadArgumentError,
+  MetadumpRefusedError,
 ];

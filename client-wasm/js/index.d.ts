@@ -66,6 +66,27 @@ export interface CasResult<T = unknown> {
   cas: bigint;
 }
 
+/** What inspect() resolves to on a hit. */
+export interface InspectResult<T = unknown> {
+  /** The value, decoded as get() decodes it. */
+  value: T;
+  /** The flags memcached holds for the item (16 text, 2 int, 4 long, 1 serialized, 0 bytes, +8 compressed). */
+  flags: number;
+  /** The stored length in bytes, as memcached holds it (before decompression). */
+  size: number;
+  /** The address ("host:port") of the server that answered. */
+  server: string;
+  /** The cas unique (inspect is sent as gets). */
+  cas: bigint;
+}
+
+export interface MetadumpOptions {
+  /** One of this client's server addresses, as given to the constructor. */
+  server: string;
+  /** "all" (the default), "hash" (walk the hash table), or a slab class number. */
+  scope?: "all" | "hash" | number;
+}
+
 /** Per server address ("host:port"). */
 export type PerServer<T> = Record<string, T>;
 
@@ -108,6 +129,16 @@ export class Client {
   /** memcached's statistics per server; `args` as memcached's ("items", "slabs", "settings", ...). */
   stats(args?: string): Promise<PerServer<Record<string, string>>>;
   version(): Promise<PerServer<string>>;
+
+  /** The address of the server `key` goes to now (routing as a request would). Throws
+   * BAD_KEY for a bad key, NO_SERVER when no live server is left for it. */
+  serverForKey(key: string): string;
+  /** Like get(), with the flags, stored size, server and cas beside the value; undefined on a miss. */
+  inspect<T = unknown>(key: string): Promise<InspectResult<T> | undefined>;
+  /** The item lines of `lru_crawler metadump` on one server, as memcached sends them
+   * (`key=<url-encoded> exp=... la=... cas=... fetch=... cls=... size=...`). A refusal
+   * (BUSY, BADCLASS, NOTSTARTED, ERROR ...) rejects with METADUMP_REFUSED. */
+  metadump(options: MetadumpOptions): Promise<string[]>;
   /** Closes every connection; pending and later calls reject with CLOSED. */
   close(): Promise<void>;
 
@@ -123,7 +154,7 @@ export class Client {
 export type ErrorCode =
   | "BAD_KEY" | "VALUE_TOO_LARGE" | "NOT_SERIALIZABLE" | "DECODE_ERROR" | "PROTOCOL_ERROR"
   | "UNKNOWN_COMMAND" | "CLIENT_ERROR" | "SERVER_ERROR" | "NO_SERVER" | "BAD_ARGUMENT"
-  | "CONNECTION_ERROR" | "TIMEOUT" | "BRIDGE_REFUSED" | "CLOSED";
+  | "METADUMP_REFUSED" | "CONNECTION_ERROR" | "TIMEOUT" | "BRIDGE_REFUSED" | "CLOSED";
 
 export class MemcacheError extends Error {
   readonly code: ErrorCode;
@@ -145,6 +176,7 @@ export class ClientError extends MemcacheError {}
 export class ServerError extends MemcacheError {}
 export class NoServerError extends MemcacheError {}
 export class BadArgumentError extends MemcacheError {}
+export class MetadumpRefusedError extends MemcacheError {}
 export class ConnectionError extends MemcacheError {}
 export class TimeoutError extends MemcacheError {}
 export class BridgeRefusedError extends MemcacheError {}

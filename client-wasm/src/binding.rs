@@ -161,6 +161,17 @@ impl Engine {
         Ok(self.output.len() as u32)
     }
 
+    /// The index of the server `key` goes to now (routing as `submit` does it); `hash` is
+    /// the caller's hash of the key, given exactly when the client has a custom hash
+    /// function. Not on a hot path: a dashboard asks this once per key it shows.
+    #[wasm_bindgen(js_name = serverForKey)]
+    pub fn server_for_key(&self, key: &str, hash: Option<u32>) -> Result<u32, JsError> {
+        self.inner
+            .server_for_key(key.as_bytes(), hash)
+            .map(|server| server as u32)
+            .map_err(to_js)
+    }
+
     #[wasm_bindgen(js_name = markDead)]
     pub fn mark_dead(&mut self, server: u32) {
         self.inner.mark_dead(server as usize);

@@ -18,8 +18,17 @@
 //! 10 SET_MULTI  prefix:str expiry:u32 min_compress_len:u32 count:u32 (key value)*count
 //! 13 INCR 14 DECR  key delta:u64
 //! 16 FLUSH_ALL delay:u32    17 STATS args:str (empty: none)    18 VERSION   (every live server)
+//! 19 INSPECT key              sent as `gets key`; answered by ITEM (the raw flags and size too)
+//! 20 METADUMP server:u16 scope:u8 class:u32   `lru_crawler metadump` on that one server;
+//!                        scope 0 `all`, 1 `hash`, 2 the slab class `class` (else 0)
 //! ```
 //! Keys of multi ops are given without the prefix; hashes are of the full key.
+//! A METADUMP must be the only op of its batch, so its write holds that line alone:
+//! memcached refuses a metadump while replies to earlier requests on the connection are
+//! pending (`ERROR cannot pipeline other commands before metadump`), and leaves unread
+//! the requests that arrived in the same read as the metadump line until more bytes come.
+//! The caller writes it once the server's earlier replies are in, and holds later writes
+//! to that server until its LINES (or ERROR) record.
 //!
 //! **Submit result**: for each op in batch order `id:u32 status:u8`, then status 0 (QUEUED)
 //! `n:u16 server:u16*n` (the op owes one record from each of these servers, in each
@@ -37,12 +46,18 @@
 //!  7 KEYS count:u32 index:u32*count   set_multi: keys not stored; delete_multi: keys failed
 //!  8 STATS count:u32 (name:str value:str)*count        9 TEXT str (version)
 //! 10 ERROR code:u8 message:str        this op failed on this server (memcached's error text)
+//! 11 ITEM flags:u32 size:u32 cas:u64 kind:u8 str   an INSPECT hit: the flags and the byte
+//!                        length memcached holds (before decompression), then the decoded value
+//! 12 LINES count:u32 str*count        metadump item lines as memcached sent them
 //! ```
+//! A metadump the server refuses (`BUSY ...`, `BADCLASS ...`, `NOTSTARTED ...`, or `ERROR
+//! <why>`) is an ERROR record with METADUMP_REFUSED and the server's whole line.
 //! Value kinds read back: 0 bytes, 1 text, 2 int (decimal ASCII), 3 long (decimal ASCII),
 //! 4 JSON text (JSON values and pickles), 5 serialized bytes for the caller's deserializer.
 //! A record with id 0xFFFFFFFF is `code:u8 message:str` after ERROR: the connection broke
 //! (malformed bytes); records before it are valid, the caller drops the connection and
-//! calls `reset`. Error codes are the order of [`error_code`] (BAD_KEY = 0 ... BAD_ARGUMENT = 9).
+//! calls `reset`. Error codes are the order of [`error_code`] (BAD_KEY = 0 ... BAD_ARGUMENT = 9,
+//! METADUMP_REFUSED = 10).
 
 mod wire;
 
@@ -54,7 +69,7 @@ use crate::connection::Connection;
 use crate::distribution::{Distribution, HashFunction, Ketama, Modula};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::request::{Request, StorageVerb};
+use crate::request::{MetadumpScope, Request, StorageVerb};
 use crate::response::{Item, Response};
 
 use wire::{patch_u32, put_field, put_u16, put_u32, put_u64, put_u8, Reader};
@@ -86,6 +101,8 @@ pub mod opcode {
     pub const FLUSH_ALL: u8 = 16;
     pub const STATS: u8 = 17;
     pub const VERSION: u8 = 18;
+    pub const INSPECT: u8 = 19;
+    pub const METADUMP: u8 = 20;
 }
 
 pub mod record {
@@ -100,6 +117,8 @@ pub mod record {
     pub const STATS: u8 = 8;
     pub const TEXT: u8 = 9;
     pub const ERROR: u8 = 10;
+    pub const ITEM: u8 = 11;
+    pub const LINES: u8 = 12;
 }
 
 /// Value kinds, the same numbers in and out.
@@ -129,6 +148,7 @@ pub fn error_code(error: &Error) -> u8 {
         Error::ServerError(_) => 7,
         Error::NoServer { .. } => 8,
         Error::BadArgument(_) => 9,
+        Error::MetadumpRefused(_) => 10,
     }
 }
 
@@ -159,14 +179,10 @@ pub struct EngineConfig {
 enum Awaiting {
     /// One `get` line serving several ops (coalesced gets and multi-get parts).
     Values(GetLine),
-    Gets {
-        id: u32,
-    },
+    /// A gets of one key; `inspect` asks for an ITEM record rather than CAS_VALUE.
+    Gets { id: u32, inspect: bool },
     /// A reply that maps to TRUE / FALSE / MISS / NUMBER / STATS / TEXT.
-    Reply {
-        id: u32,
-        reply: ReplyKind,
-    },
+    Reply { id: u32, reply: ReplyKind },
     /// One request of a set_multi or delete_multi part; `last` closes the part.
     MultiPart {
         id: u32,
@@ -185,6 +201,7 @@ enum ReplyKind {
     Flush,
     Stats,
     Version,
+    Metadump,
 }
 
 impl ReplyKind {
@@ -198,6 +215,7 @@ impl ReplyKind {
             ReplyKind::Flush => "OK",
             ReplyKind::Stats => "STAT lines",
             ReplyKind::Version => "VERSION",
+            ReplyKind::Metadump => "item lines and END",
         }
     }
 }
@@ -272,6 +290,10 @@ enum Body<'a> {
     Flush(u32),
     Stats(&'a [u8]),
     Version,
+    Metadump {
+        server: u16,
+        scope: MetadumpScope,
+    },
 }
 
 struct Op<'a> {
@@ -470,7 +492,9 @@ impl Engine {
                 })
             };
             let body = match opcode {
-                opcode::GET | opcode::GETS | opcode::DELETE => Body::Key(key(&mut r)?),
+                opcode::GET | opcode::GETS | opcode::INSPECT | opcode::DELETE => {
+                    Body::Key(key(&mut r)?)
+                }
                 opcode::TOUCH => {
                     let k = key(&mut r)?;
                     Body::Touch(k, r.u32()?)
@@ -530,6 +554,20 @@ impl Engine {
                 opcode::FLUSH_ALL => Body::Flush(r.u32()?),
                 opcode::STATS => Body::Stats(r.field()?),
                 opcode::VERSION => Body::Version,
+                opcode::METADUMP => {
+                    let server = r.u16()?;
+                    let scope = match (r.u8()?, r.u32()?) {
+                        (0, _) => MetadumpScope::All,
+                        (1, _) => MetadumpScope::Hash,
+                        (2, class) => MetadumpScope::ClassId(class),
+                        (other, _) => {
+                            return Err(Error::BadArgument(format!(
+                                "malformed batch: unknown metadump scope {other}"
+                            )))
+                        }
+                    };
+                    Body::Metadump { server, scope }
+                }
                 other => {
                     return Err(Error::BadArgument(format!(
                         "malformed batch: unknown opcode {other}"
@@ -537,6 +575,11 @@ impl Engine {
                 }
             };
             ops.push(Op { opcode, id, body });
+        }
+        if ops.len() > 1 && ops.iter().any(|op| op.opcode == opcode::METADUMP) {
+            return Err(Error::BadArgument(
+                "malformed batch: a metadump must be the only op of its batch".into(),
+            ));
         }
         Ok(ops)
     }
@@ -551,10 +594,13 @@ impl Engine {
                 targets.push(server as u16);
                 match op.opcode {
                     opcode::GET => self.join_get(server, op.id, false, vec![(k.key.to_vec(), 0)]),
-                    opcode::GETS => self.push(
+                    opcode::GETS | opcode::INSPECT => self.push(
                         server,
                         &Request::Gets { keys: &[k.key] },
-                        Awaiting::Gets { id: op.id },
+                        Awaiting::Gets {
+                            id: op.id,
+                            inspect: op.opcode == opcode::INSPECT,
+                        },
                     ),
                     _ => self.push(
                         server,
@@ -749,7 +795,42 @@ impl Engine {
             Body::Version => {
                 self.queue_on_every_server(targets, &Request::Version, op.id, ReplyKind::Version)
             }
+            Body::Metadump { server, scope } => {
+                let index = usize::from(*server);
+                let Some(s) = self.servers.get(index) else {
+                    return Err(Error::BadArgument(format!(
+                        "metadump of server {index}: the client has {} servers",
+                        self.servers.len()
+                    )));
+                };
+                if !s.alive {
+                    return Err(Error::NoServer { key: String::new() });
+                }
+                self.push(
+                    index,
+                    &Request::Metadump { scope: *scope },
+                    Awaiting::Reply {
+                        id: op.id,
+                        reply: ReplyKind::Metadump,
+                    },
+                )?;
+                targets.push(*server);
+                Ok(())
+            }
         }
+    }
+
+    /// The server a key's requests go to now, with the routing `submit` applies (dead
+    /// servers re-hashed past or refused); `hash` is the caller's, given exactly when the
+    /// configuration has the caller hash keys.
+    pub fn server_for_key(&self, key: &[u8], hash: Option<u32>) -> Result<usize> {
+        if hash.is_some() != self.caller_hashes {
+            return Err(Error::BadArgument(format!(
+                "server_for_key {} an explicit hash",
+                if hash.is_some() { "has" } else { "lacks" }
+            )));
+        }
+        self.server_for(&KeyRef { hash, key }, key)
     }
 
     fn full_key(&self, prefix: &[u8], key: &[u8]) -> Result<Vec<u8>> {
@@ -888,12 +969,18 @@ impl Engine {
                     }
                 }
             },
-            Awaiting::Gets { id } => match response {
+            Awaiting::Gets { id, inspect } => match response {
                 Response::Values(items) => match items.first() {
                     None => record_head(out, id, record::MISS),
                     Some(item) => {
                         let at = out.len();
-                        record_head(out, id, record::CAS_VALUE);
+                        if inspect {
+                            record_head(out, id, record::ITEM);
+                            put_u32(out, item.flags);
+                            put_u32(out, item.data.len() as u32);
+                        } else {
+                            record_head(out, id, record::CAS_VALUE);
+                        }
                         put_u64(out, item.cas.unwrap_or(0));
                         if let Err(error) = self.put_value(out, item) {
                             out.truncate(at);
@@ -1083,6 +1170,16 @@ fn reply_record(out: &mut Vec<u8>, id: u32, reply: ReplyKind, response: Response
         (K::Version, Response::Version(text)) => {
             record_head(out, id, record::TEXT);
             put_field(out, text.as_bytes());
+        }
+        (K::Metadump, Response::Metadump(lines)) => {
+            record_head(out, id, record::LINES);
+            put_u32(out, lines.len() as u32);
+            for line in &lines {
+                put_field(out, line.as_bytes());
+            }
+        }
+        (K::Metadump, Response::MetadumpRefused(line)) => {
+            error_record(out, id, &Error::MetadumpRefused(line))
         }
         (reply, other) => error_record(out, id, &reply_error(other, reply.expected())),
     }
@@ -1277,6 +1374,9 @@ mod tests {
         Stats(u32, usize),
         Text(u32, String),
         Error(u32, u8),
+        /// id, flags, size, cas, kind, decoded bytes
+        Item(u32, u32, u32, u64, u8, Vec<u8>),
+        Lines(u32, Vec<String>),
     }
 
     fn decode_records(out: &[u8]) -> Vec<Rec> {
@@ -1328,6 +1428,20 @@ mod tests {
                     let code = r.u8().unwrap();
                     r.field().unwrap();
                     Rec::Error(id, code)
+                }
+                record::ITEM => {
+                    let flags = r.u32().unwrap();
+                    let size = r.u32().unwrap();
+                    let cas = r.u64().unwrap();
+                    let kind = r.u8().unwrap();
+                    Rec::Item(id, flags, size, cas, kind, r.field().unwrap().to_vec())
+                }
+                record::LINES => {
+                    let n = r.u32().unwrap();
+                    let lines = (0..n)
+                        .map(|_| String::from_utf8(r.field().unwrap().to_vec()).unwrap())
+                        .collect();
+                    Rec::Lines(id, lines)
                 }
                 other => panic!("unknown record {other}"),
             };
@@ -1708,5 +1822,222 @@ mod tests {
         let sub = decode_submit(&e.submit(&batch.0).unwrap(), MAX_COALESCED_KEYS + 1);
         let wire = String::from_utf8(sub.writes[0].1.clone()).unwrap();
         assert_eq!(wire.matches("get ").count(), 2);
+    }
+    fn metadump_op(batch: Batch, id: u32, server: u16, scope: u8, class: u32) -> Batch {
+        let mut batch = batch.op(opcode::METADUMP, id);
+        put_u16(&mut batch.0, server);
+        put_u8(&mut batch.0, scope);
+        batch.u32(class)
+    }
+
+    #[test]
+    fn inspect_sends_gets_and_answers_with_the_raw_flags_and_size() {
+        let mut e = engine(1);
+        let options = CodecOptions {
+            min_compress_len: 10,
+            ..CodecOptions::default()
+        };
+        let text = "compressible ".repeat(40);
+        let (flags, stored) = codec::encode_value(b"c", Payload::Text(&text), &options).unwrap();
+        assert_eq!(flags, 16 | 8, "the value went out compressed");
+        let batch = Batch::default()
+            .op(opcode::INSPECT, 1)
+            .str(b"c")
+            .op(opcode::INSPECT, 2)
+            .str(b"n")
+            .op(opcode::INSPECT, 3)
+            .str(b"gone");
+        let sub = decode_submit(&e.submit(&batch.0).unwrap(), 3);
+        assert_eq!(
+            sub.writes,
+            vec![(0, b"gets c\r\ngets n\r\ngets gone\r\n".to_vec())]
+        );
+        let mut reply = format!("VALUE c {flags} {} 7\r\n", stored.len()).into_bytes();
+        reply.extend_from_slice(&stored);
+        reply.extend_from_slice(b"\r\nEND\r\nVALUE n 2 3 8\r\n-42\r\nEND\r\nEND\r\n");
+        // Split at every byte: the records are the same whatever the chunking.
+        let mut recs = Vec::new();
+        for byte in &reply {
+            recs.extend(decode_records(&e.receive(0, &[*byte]).unwrap()));
+        }
+        assert_eq!(
+            recs,
+            vec![
+                Rec::Item(
+                    1,
+                    24,
+                    stored.len() as u32,
+                    7,
+                    kind::TEXT,
+                    text.as_bytes().to_vec()
+                ),
+                Rec::Item(2, 2, 3, 8, kind::INT, b"-42".to_vec()),
+                Rec::Miss(3),
+            ]
+        );
+        assert!(stored.len() < text.len());
+    }
+
+    #[test]
+    fn an_inspected_value_that_cannot_be_decoded_is_an_error_record() {
+        let mut e = engine(1);
+        decode_submit(
+            &e.submit(&Batch::default().op(opcode::INSPECT, 1).str(b"z").0)
+                .unwrap(),
+            1,
+        );
+        // Flag 8 (zlib) over bytes that are not zlib.
+        let recs = decode_records(&e.receive(0, b"VALUE z 8 3 1\r\nabc\r\nEND\r\n").unwrap());
+        assert_eq!(recs, vec![Rec::Error(1, 3)]);
+    }
+
+    #[test]
+    fn server_for_key_is_where_submit_sends_the_key() {
+        for distribution in [DistributionKind::Modula, DistributionKind::Ketama] {
+            for failover in [true, false] {
+                let mut e = Engine::new(EngineConfig {
+                    servers: (0..4).map(|i| (format!("10.0.0.{i}:11211"), 1)).collect(),
+                    distribution,
+                    hash: HashFunction::Cmemcache,
+                    caller_hashes: false,
+                    codec: CodecOptions::default(),
+                    failover,
+                })
+                .unwrap();
+                e.mark_dead(2);
+                for i in 0..200u32 {
+                    let key = format!("key:{i}");
+                    let batch = Batch::default().get(i + 1, key.as_bytes());
+                    let sub = decode_submit(&e.submit(&batch.0).unwrap(), 1);
+                    match (&sub.ops[0].1, e.server_for_key(key.as_bytes(), None)) {
+                        (Ok(targets), Ok(server)) => assert_eq!(targets, &vec![server as u16]),
+                        (Err((8, _)), Err(error)) => {
+                            assert!(!failover);
+                            assert_eq!(error.code(), "NO_SERVER");
+                        }
+                        other => panic!("{distribution:?} failover={failover} {key}: {other:?}"),
+                    }
+                }
+            }
+        }
+        let e = engine(2);
+        assert_eq!(
+            e.server_for_key(b"bad key", None).unwrap_err().code(),
+            "BAD_KEY"
+        );
+        assert_eq!(e.server_for_key(b"", None).unwrap_err().code(), "BAD_KEY");
+        // A hash is given exactly when the caller hashes keys.
+        assert_eq!(
+            e.server_for_key(b"k", Some(1)).unwrap_err().code(),
+            "BAD_ARGUMENT"
+        );
+        let mut all_dead = engine(2);
+        all_dead.mark_dead(0);
+        all_dead.mark_dead(1);
+        assert_eq!(
+            all_dead.server_for_key(b"k", None).unwrap_err().code(),
+            "NO_SERVER"
+        );
+    }
+
+    #[test]
+    fn server_for_key_takes_the_callers_hash() {
+        let e = Engine::new(EngineConfig {
+            servers: vec![("a:1".into(), 1), ("b:1".into(), 1), ("c:1".into(), 1)],
+            distribution: DistributionKind::Modula,
+            hash: HashFunction::Custom(Box::new(|_| 0)),
+            caller_hashes: true,
+            codec: CodecOptions::default(),
+            failover: true,
+        })
+        .unwrap();
+        assert_eq!(e.server_for_key(b"k", Some(5)).unwrap(), 2);
+        assert_eq!(e.server_for_key(b"k", Some(3)).unwrap(), 0);
+        assert_eq!(
+            e.server_for_key(b"k", None).unwrap_err().code(),
+            "BAD_ARGUMENT"
+        );
+    }
+
+    #[test]
+    fn metadump_goes_to_the_named_server_and_answers_its_lines() {
+        let mut e = engine(3);
+        let sub = decode_submit(
+            &e.submit(&metadump_op(Batch::default(), 1, 2, 1, 0).0)
+                .unwrap(),
+            1,
+        );
+        assert_eq!(sub.ops, vec![(1, Ok(vec![2]))]);
+        assert_eq!(
+            sub.writes,
+            vec![(2, b"lru_crawler metadump hash\r\n".to_vec())]
+        );
+        let reply = b"key=a exp=-1 la=1 cas=1 fetch=no cls=1 size=61\nkey=b%2520c exp=-1 la=1 cas=2 fetch=no cls=1 size=70\nEND\r\n";
+        let mut recs = Vec::new();
+        for part in reply.chunks(7) {
+            recs.extend(decode_records(&e.receive(2, part).unwrap()));
+        }
+        assert_eq!(
+            recs,
+            vec![Rec::Lines(
+                1,
+                vec![
+                    "key=a exp=-1 la=1 cas=1 fetch=no cls=1 size=61".into(),
+                    "key=b%2520c exp=-1 la=1 cas=2 fetch=no cls=1 size=70".into(),
+                ]
+            )]
+        );
+        // Scopes all and a slab class; the refusals are METADUMP_REFUSED with their line.
+        for (scope, class, line) in [(0, 0, "all"), (2, 5, "5")] {
+            let sub = decode_submit(
+                &e.submit(&metadump_op(Batch::default(), 2, 0, scope, class).0)
+                    .unwrap(),
+                1,
+            );
+            let want = format!("lru_crawler metadump {line}\r\n");
+            assert_eq!(sub.writes, vec![(0, want.into_bytes())]);
+        }
+        let out = e
+            .receive(0, b"BUSY currently processing crawler request\r\nERROR cannot pipeline other commands before metadump\r\n")
+            .unwrap();
+        assert_eq!(
+            decode_records(&out),
+            vec![Rec::Error(2, 10), Rec::Error(2, 10)]
+        );
+        let mut r = Reader::new(&out);
+        r.u32().unwrap();
+        r.u8().unwrap();
+        r.u8().unwrap();
+        let message = String::from_utf8(r.field().unwrap().to_vec()).unwrap();
+        assert!(
+            message.contains("BUSY currently processing crawler request"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn metadump_is_refused_for_a_bad_or_dead_server_and_beside_other_ops() {
+        let mut e = engine(2);
+        let sub = decode_submit(
+            &e.submit(&metadump_op(Batch::default(), 1, 7, 0, 0).0)
+                .unwrap(),
+            1,
+        );
+        assert!(matches!(&sub.ops[0], (1, Err((9, _)))));
+        e.mark_dead(1);
+        let sub = decode_submit(
+            &e.submit(&metadump_op(Batch::default(), 2, 1, 0, 0).0)
+                .unwrap(),
+            1,
+        );
+        assert!(matches!(&sub.ops[0], (2, Err((8, _)))));
+        assert!(sub.writes.is_empty());
+        // Alone in its batch, or the batch is malformed and nothing is queued.
+        let mixed = metadump_op(Batch::default().get(3, b"k"), 4, 0, 0, 0);
+        assert_eq!(e.submit(&mixed.0).unwrap_err().code(), "BAD_ARGUMENT");
+        let bad_scope = metadump_op(Batch::default(), 5, 0, 9, 0);
+        assert_eq!(e.submit(&bad_scope.0).unwrap_err().code(), "BAD_ARGUMENT");
+        let sub = decode_submit(&e.submit(&Batch::default().get(6, b"x").0).unwrap(), 1);
+        assert_eq!(sub.writes, vec![(0, b"get x\r\n".to_vec())]);
     }
 }

@@ -61,6 +61,12 @@ pub enum Error {
 
     #[error("bad argument: {0}")]
     BadArgument(String),
+
+    /// memcached would not run an `lru_crawler metadump`: its whole line, such as `BUSY
+    /// currently processing crawler request`, `BADCLASS invalid class id` or `ERROR cannot
+    /// pipeline other commands before metadump`.
+    #[error("server refused the metadump: {0}")]
+    MetadumpRefused(String),
 }
 
 impl Error {
@@ -77,6 +83,7 @@ impl Error {
             Error::ServerError(_) => "SERVER_ERROR",
             Error::NoServer { .. } => "NO_SERVER",
             Error::BadArgument(_) => "BAD_ARGUMENT",
+            Error::MetadumpRefused(_) => "METADUMP_REFUSED",
         }
     }
 

@@ -301,6 +301,12 @@ fn on_line(
     line: &[u8],
     limits: &Limits,
 ) -> Result<Option<Response>> {
+    if expect == Expect::Metadump && matches!(state, State::Start) && line.starts_with(b"ERROR ") {
+        // memcached refuses a metadump it knows with words after ERROR (`cannot pipeline
+        // other commands before metadump`, `metadump not allowed`): a refusal to show with
+        // its reason, not the bare ERROR of an unknown command.
+        return Ok(Some(Response::MetadumpRefused(text(line))));
+    }
     if let Some(error) = error_reply(line) {
         // ERROR, CLIENT_ERROR and SERVER_ERROR may answer any request, even after part
         // of a multi-get was sent: the request failed, and what came before is dropped.
@@ -665,7 +671,13 @@ mod tests {
             Expect::Metadump,
         ] {
             assert_eq!(ok(b"ERROR\r\n", expect), Response::Error);
-            assert_eq!(ok(b"ERROR too many tokens\r\n", expect), Response::Error);
+            // After a metadump, ERROR with words is memcached's refusal of it, kept whole.
+            let with_words = if expect == Expect::Metadump {
+                Response::MetadumpRefused("ERROR too many tokens".into())
+            } else {
+                Response::Error
+            };
+            assert_eq!(ok(b"ERROR too many tokens\r\n", expect), with_words);
             assert_eq!(
                 ok(b"CLIENT_ERROR bad data chunk\r\n", expect),
                 Response::ClientError("bad data chunk".into())
@@ -732,12 +744,15 @@ mod tests {
             "BUSY currently processing crawler request",
             "BADCLASS invalid class id",
             "NOTSTARTED no items to crawl",
+            "ERROR cannot pipeline other commands before metadump",
         ] {
             assert_eq!(
                 ok(format!("{refusal}\r\n").as_bytes(), Expect::Metadump),
                 Response::MetadumpRefused(refusal.into())
             );
         }
+        // A bare ERROR is still memcached not knowing the command (lru_crawler absent).
+        assert_eq!(ok(b"ERROR\r\n", Expect::Metadump), Response::Error);
     }
 
     #[test]
