@@ -356,4 +356,302 @@ mod tests {
         assert!(json_to_pickle(b"[1]", 4).is_err());
         assert!(json_to_pickle(b"[1,", 3).is_err());
     }
+
+    fn json_of(data: &[u8]) -> String {
+        String::from_utf8(pickle_to_json(data).unwrap_or_else(|e| panic!("{data:?}: {e}"))).unwrap()
+    }
+
+    #[test]
+    fn empty_bytes_at_protocols_0_to_2_decode() {
+        // pickle.dumps(b'', protocol=0, 1, 2): CPython writes `bytes()`, not
+        // `_codecs.encode('', 'latin1')`.
+        for data in [
+            &b"c__builtin__\nbytes\np0\n(tRp1\n."[..],
+            b"c__builtin__\nbytes\nq\x00)Rq\x01.",
+            b"\x80\x02c__builtin__\nbytes\nq\x00)Rq\x01.",
+            // bytearray()
+            b"c__builtin__\nbytearray\np0\n(tRp1\n.",
+            b"\x80\x02c__builtin__\nbytearray\nq\x00)Rq\x01.",
+        ] {
+            assert_eq!(json_of(data), "\"\"");
+        }
+        // [b'', b'x'] at protocols 0 and 2; {'k': b''} at protocol 2.
+        assert_eq!(
+            json_of(b"(lp0\nc__builtin__\nbytes\np1\n(tRp2\nac_codecs\nencode\np3\n(Vx\np4\nVlatin1\np5\ntp6\nRp7\na."),
+            r#"["","x"]"#
+        );
+        assert_eq!(
+            json_of(b"\x80\x02]q\x00(c__builtin__\nbytes\nq\x01)Rq\x02c_codecs\nencode\nq\x03X\x01\x00\x00\x00xq\x04X\x06\x00\x00\x00latin1q\x05\x86q\x06Rq\x07e."),
+            r#"["","x"]"#
+        );
+        assert_eq!(
+            json_of(b"\x80\x02}q\x00X\x01\x00\x00\x00kq\x01c__builtin__\nbytes\nq\x02)Rq\x03s."),
+            r#"{"k":""}"#
+        );
+        // bytes() with arguments is not how CPython pickles bytes.
+        assert!(matches!(
+            pickle_to_json(b"\x80\x02c__builtin__\nbytes\nK\x01\x85R."),
+            Err(PickleError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn dict_keys_keep_python_order_and_a_repeated_key_its_last_value() {
+        // {'b': 1, 'a': 2} as CPython writes it at protocol 0 and 2.
+        assert_eq!(
+            json_of(b"(dp0\nVb\np1\nI1\nsVa\np2\nI2\ns."),
+            r#"{"b":1,"a":2}"#
+        );
+        assert_eq!(
+            json_of(b"\x80\x02}q\x00(X\x01\x00\x00\x00bq\x01K\x01X\x01\x00\x00\x00aq\x02K\x02u."),
+            r#"{"b":1,"a":2}"#
+        );
+        // {2: 'x', 1: 'y'}
+        assert_eq!(
+            json_of(b"\x80\x02}q\x00(K\x02X\x01\x00\x00\x00xq\x01K\x01X\x01\x00\x00\x00yq\x02u."),
+            r#"{"2":"x","1":"y"}"#
+        );
+        // A crafted dict setting 'b' twice, and 1 then True (one key in Python).
+        assert_eq!(
+            json_of(b"\x80\x02}(\x8c\x01bK\x01\x8c\x01aK\x02\x8c\x01bK\x03u."),
+            r#"{"b":3,"a":2}"#
+        );
+        assert_eq!(json_of(b"\x80\x02}(K\x01K\x01\x88K\x02u."), r#"{"1":2}"#);
+        // 1 and '1' are two keys in Python but one in JSON.
+        match pickle_to_json(b"\x80\x02}(K\x01K\x01\x8c\x011K\x02u.") {
+            Err(PickleError::Refused(why)) => assert!(why.contains("\"1\""), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // A list cannot be a key.
+        assert!(matches!(
+            pickle_to_json(b"\x80\x02}(]K\x01u."),
+            Err(PickleError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn sets_come_out_sorted_without_duplicates() {
+        // EMPTY_SET, ADDITEMS of 3, 1.5, True, 1, -2**70, 'b', 'a', b'z'.
+        let mut data = vec![
+            0x80,
+            4,
+            op::EMPTY_SET,
+            op::MARK,
+            op::BININT1,
+            3,
+            op::BINFLOAT,
+        ];
+        data.extend_from_slice(&1.5f64.to_be_bytes());
+        data.extend_from_slice(&[op::NEWTRUE, op::BININT1, 1, op::LONG1, 9]);
+        data.extend_from_slice(&(-(1i128 << 70)).to_le_bytes()[..9]);
+        data.extend_from_slice(b"\x8c\x01b\x8c\x01aC\x01z");
+        data.extend_from_slice(&[op::ADDITEMS, op::STOP]);
+        assert_eq!(
+            json_of(&data),
+            r#"[-1180591620717411303424,true,1.5,3,"z","a","b"]"#
+        );
+    }
+
+    #[test]
+    fn integers_of_every_width_keep_their_digits() {
+        for (data, json) in [
+            (&b"L18446744073709551616L\n."[..], "18446744073709551616"),
+            (b"L-9223372036854775809L\n.", "-9223372036854775809"),
+            (b"I12345678901\n.", "12345678901"),
+            (b"I01\n.", "true"),
+            (b"I00\n.", "false"),
+            (
+                b"\x80\x02\x8a\t\xff\xff\xff\xff\xff\xff\xff\x7f\xff.",
+                "-9223372036854775809",
+            ),
+            (
+                b"\x80\x02\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x80.",
+                "-9223372036854775808",
+            ),
+            (
+                b"\x80\x02\x8a\t\xff\xff\xff\xff\xff\xff\xff\xff\x00.",
+                "18446744073709551615",
+            ),
+            (b"\x80\x02\x8a\x00.", "0"),
+            (
+                b"\x80\x02\x8a\r\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xf0.",
+                "-1267650600228229401496703205376",
+            ),
+            (b"\x80\x02J\x00\xff\xff\xff.", "-256"),
+        ] {
+            assert_eq!(json_of(data), json, "{data:?}");
+        }
+        // 2**4404 - 1 in LONG4: 1326 digits, within what CPython converts (4300).
+        let mut long4 = vec![0x80, 2, op::LONG4];
+        long4.extend_from_slice(&551u32.to_le_bytes());
+        long4.extend(std::iter::repeat(0xff).take(550));
+        long4.push(0x0f);
+        long4.push(op::STOP);
+        let digits = json_of(&long4);
+        assert_eq!(digits.len(), 1326);
+        assert!(
+            digits.starts_with("5446") && digits.ends_with("4015"),
+            "{digits}"
+        );
+        let mut text = b"L".to_vec();
+        text.extend(std::iter::repeat(b'9').take(4301));
+        text.extend_from_slice(b"L\n.");
+        assert!(matches!(
+            pickle_to_json(&text),
+            Err(PickleError::Refused(_))
+        ));
+    }
+
+    #[test]
+    fn protocol_0_text_escapes_decode() {
+        // pickle.dumps('a\\b\nc\u0101\U0001f642', protocol=0): raw-unicode-escape.
+        assert_eq!(
+            json_of(b"Va\\u005cb\\u000ac\\u0101\\U0001f642\np0\n."),
+            "\"a\\\\b\\nc\u{101}\u{1f642}\""
+        );
+        // Latin-1 bytes are characters; a lone backslash is itself.
+        assert_eq!(json_of(b"V\xe9\\x\n."), "\"\u{e9}\\\\x\"");
+        // Python 2 str: a quoted literal with escapes, bytes that are not UTF-8.
+        assert_eq!(
+            json_of(b"S'it\\'s\\n\\xff\\101'\np0\n."),
+            "[105,116,39,115,10,255,65]"
+        );
+        assert_eq!(json_of(b"S\"plain\"\n."), "\"plain\"");
+        assert!(matches!(
+            pickle_to_json(b"Sunquoted\n."),
+            Err(PickleError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn builtins_outside_a_call_and_other_encodings_are_refused() {
+        assert!(matches!(
+            pickle_to_json(b"\x80\x02c__builtin__\nset\n."),
+            Err(PickleError::Refused(_))
+        ));
+        // _codecs.encode('x', 'rot13')
+        assert!(matches!(
+            pickle_to_json(
+                b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x05\x00\x00\x00rot13\x86R."
+            ),
+            Err(PickleError::Refused(_))
+        ));
+        // STACK_GLOBAL of names that are not str.
+        assert!(matches!(
+            pickle_to_json(b"\x80\x04K\x01K\x02\x93."),
+            Err(PickleError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn writer_picks_the_opcodes_python_picks() {
+        // The bytes of pickle.dumps(value, protocol=2) in CPython 3.11 (scalars are
+        // not memoized, so ours are identical).
+        for (json, python) in [
+            ("0", &b"\x80\x02K\x00."[..]),
+            ("255", b"\x80\x02K\xff."),
+            ("256", b"\x80\x02M\x00\x01."),
+            ("65535", b"\x80\x02M\xff\xff."),
+            ("65536", b"\x80\x02J\x00\x00\x01\x00."),
+            ("-1", b"\x80\x02J\xff\xff\xff\xff."),
+            ("-256", b"\x80\x02J\x00\xff\xff\xff."),
+            ("2147483647", b"\x80\x02J\xff\xff\xff\x7f."),
+            ("2147483648", b"\x80\x02\x8a\x05\x00\x00\x00\x80\x00."),
+            ("-2147483648", b"\x80\x02J\x00\x00\x00\x80."),
+            ("-2147483649", b"\x80\x02\x8a\x05\xff\xff\xff\x7f\xff."),
+            (
+                "9223372036854775807",
+                b"\x80\x02\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7f.",
+            ),
+            (
+                "-9223372036854775808",
+                b"\x80\x02\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x80.",
+            ),
+            (
+                "18446744073709551615",
+                b"\x80\x02\x8a\t\xff\xff\xff\xff\xff\xff\xff\xff\x00.",
+            ),
+            ("0.5", b"\x80\x02G?\xe0\x00\x00\x00\x00\x00\x00."),
+            ("-1e300", b"\x80\x02G\xfe7\xe4<\x88\x00u\x9c."),
+            ("null", b"\x80\x02N."),
+            ("true", b"\x80\x02\x88."),
+            ("false", b"\x80\x02\x89."),
+            ("[]", b"\x80\x02]."),
+            ("{}", b"\x80\x02}."),
+        ] {
+            assert_eq!(
+                json_to_pickle(json.as_bytes(), 2).unwrap(),
+                python,
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn writer_output_reads_back_as_the_same_json() {
+        let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let values = [
+            "0",
+            "1",
+            "-1",
+            "255",
+            "256",
+            "-129",
+            "65535",
+            "65536",
+            "2147483647",
+            "2147483648",
+            "-2147483648",
+            "-2147483649",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "18446744073709551615",
+            "0.1",
+            "-2.5",
+            "1e300",
+            "5e-324",
+            "1.0",
+            "null",
+            "true",
+            "false",
+            r#""""#,
+            r#""héllo wörld ✓ 🙂""#,
+            r#""quote \" backslash \\ newline \n tab \t nul \u0000""#,
+            "[]",
+            "{}",
+            "[[],{},[[]]]",
+            r#"{"z":1,"a":[1,2,{"b":null}],"m":"x"}"#,
+            r#"[1,"two",3.5,true,null,{"k":[false]}]"#,
+            &deep,
+        ];
+        for json in values {
+            let expected: serde_json::Value = serde_json::from_str(json).unwrap();
+            for protocol in [2, 3] {
+                let pickle = json_to_pickle(json.as_bytes(), protocol).unwrap();
+                assert!(looks_like_pickle(&pickle));
+                let back = pickle_to_json(&pickle)
+                    .unwrap_or_else(|e| panic!("{json} protocol {protocol}: {e}"));
+                // serde_json writes the value as our reader does: the same text.
+                assert_eq!(
+                    String::from_utf8(back).unwrap(),
+                    serde_json::to_string(&expected).unwrap(),
+                    "{json} protocol {protocol}"
+                );
+            }
+        }
+        // A long list and a long string cross the one-byte length forms.
+        let long = serde_json::json!([
+            "x".repeat(70_000),
+            (0..3000).collect::<Vec<i32>>(),
+            (0..300)
+                .map(|i| (format!("k{i}"), serde_json::json!(i)))
+                .collect::<serde_json::Map<_, _>>()
+        ]);
+        let text = serde_json::to_vec(&long).unwrap();
+        let back = pickle_to_json(&json_to_pickle(&text, 2).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&back).unwrap(),
+            long
+        );
+    }
 }
