@@ -5,11 +5,13 @@
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../../client-wasm/js/node.js";
-import { freePort, startMemcacheds } from "./support/servers.mjs";
+import { Memcached, freePort, startMemcacheds } from "./support/servers.mjs";
+import { Bridge } from "./support/bridge.mjs";
 import { rawGet } from "./support/raw.mjs";
 
 let servers;
 let addresses;
+let bridge;
 /** An address where nothing listens: a server that is down. */
 let deadAddress;
 const clients = [];
@@ -18,8 +20,9 @@ before(async () => {
   servers = await startMemcacheds(2);
   addresses = servers.map((s) => s.address);
   deadAddress = `127.0.0.1:${await freePort()}`;
+  bridge = await Bridge.start({ upstreams: addresses });
 });
-after(async () => { for (const c of clients) c.close(); await servers?.stopAll(); });
+after(async () => { for (const c of clients) c.close(); await bridge?.stop(); await servers?.stopAll(); });
 beforeEach(async () => { await client(addresses).flushAll(); });
 
 function client(list, options = {}) {
@@ -160,4 +163,33 @@ test("metadump refusals and bad arguments", async () => {
   assert.deepEqual(await mc.metadump({ server: addresses[1], scope: 200 }).catch((e) => e.code), "METADUMP_REFUSED");
   mc.close();
   await assert.rejects(mc.metadump({ server: addresses[0] }), (e) => e.code === "CLOSED");
+});
+
+test("a hung server during a metadump rejects it and the requests held behind it with TIMEOUT, no hang", async () => {
+  const lone = await Memcached.start();
+  try {
+    const mc = client([lone.address], { timeout: 300, deadRetry: 0 });
+    assert.equal(await mc.set("h", "v"), true);
+    lone.pause();
+    const started = Date.now();
+    const results = await Promise.allSettled([mc.metadump({ server: lone.address }), mc.set("held", 1), mc.get("h")]);
+    assert.deepEqual(results.map((r) => r.reason?.code), ["TIMEOUT", "TIMEOUT", "TIMEOUT"]);
+    assert.ok(Date.now() - started < 2000, `rejected after ${Date.now() - started} ms`);
+    lone.resume();
+    assert.deepEqual(dumpedKeys(await mc.metadump({ server: lone.address })), ["h"]);
+    assert.equal(await mc.get("h"), "v");
+  } finally {
+    await lone.stop();
+  }
+});
+
+test("through a bridge: inspect, metadump and serverForKey as over TCP", async () => {
+  const mc = client(addresses, { bridge: bridge.url });
+  const names = keys(40, "br");
+  assert.deepEqual(await mc.setMulti(Object.fromEntries(names.map((k) => [k, k.length]))), []);
+  const item = await mc.inspect(names[3]);
+  assert.deepEqual([item.value, item.flags, item.size, item.server], [names[3].length, 2, 1, mc.serverForKey(names[3])]);
+  const listed = [];
+  for (const server of addresses) listed.push(...dumpedKeys(await mc.metadump({ server })));
+  assert.deepEqual(listed.sort(), [...names].sort());
 });
