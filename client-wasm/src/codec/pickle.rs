@@ -315,6 +315,28 @@ mod tests {
     }
 
     #[test]
+    fn repeated_set_calls_on_one_shared_list_are_refused() {
+        // l = [0, 0, ..., 0] (4,000 items) memoized, then set(l) 4,000 times: 16 KB of
+        // pickle asking for 16 million copied items.
+        let mut data = vec![0x80, 4, op::EMPTY_LIST, op::MEMOIZE, op::MARK];
+        data.extend(std::iter::repeat([op::BININT1, 0]).take(4000).flatten());
+        data.extend_from_slice(&[op::APPENDS, op::POP, op::EMPTY_LIST, op::MARK]);
+        data.extend_from_slice(b"\x8c\x08builtins\x94\x8c\x03set\x94\x93\x94");
+        for _ in 0..4000 {
+            // BINGET set, BINGET l, TUPLE1, REDUCE
+            data.extend_from_slice(&[op::BINGET, 3, op::BINGET, 0, op::TUPLE1, op::REDUCE]);
+        }
+        data.extend_from_slice(&[op::APPENDS, op::STOP]);
+        match pickle_to_json(&data) {
+            Err(PickleError::Refused(why)) => assert!(why.contains("expands"), "{why}"),
+            other => panic!("expected a refusal, got {:?}", other.map(|j| j.len())),
+        }
+        // Once is what CPython writes, and reads.
+        let once = b"\x80\x04\x8c\x08builtins\x94\x8c\x03set\x94\x93\x94](K\x02K\x01K\x02e\x85R.";
+        assert_eq!(pickle_to_json(once).unwrap(), b"[1,2]");
+    }
+
+    #[test]
     fn recursive_structure_is_refused() {
         // a = []; a.append(a)
         let data = [

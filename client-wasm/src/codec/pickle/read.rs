@@ -34,12 +34,27 @@ enum Callable {
     Reconstructor,
 }
 
+impl Callable {
+    fn name(self) -> &'static str {
+        match self {
+            Callable::Encode => "_codecs.encode",
+            Callable::Bytes => "builtins.bytes",
+            Callable::Bytearray => "builtins.bytearray",
+            Callable::Set => "builtins.set",
+            Callable::FrozenSet => "builtins.frozenset",
+            Callable::Reconstructor => "copyreg._reconstructor",
+        }
+    }
+}
+
 /// An integer beyond i64: sign and magnitude in little-endian 32-bit limbs, without
-/// high zero limbs.
+/// high zero limbs, and its decimal text, worked out once however often the memo
+/// repeats the integer.
 #[derive(Debug)]
 struct BigInt {
     negative: bool,
     limbs: Vec<u32>,
+    decimal: String,
 }
 
 #[derive(Debug)]
@@ -76,6 +91,7 @@ pub(super) fn pickle_to_json(data: &[u8]) -> Result<Vec<u8>, PickleError> {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        copied: 0,
     };
     let root = reader.run()?;
     let (_, size) = reader.measure(root)?;
@@ -92,6 +108,8 @@ struct Reader<'a> {
     stack: Vec<NodeId>,
     marks: Vec<usize>,
     memo: HashMap<u32, NodeId>,
+    /// Items and bytes REDUCE has copied so far (see `reduce`).
+    copied: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -201,7 +219,8 @@ impl<'a> Reader<'a> {
     fn reduce(&mut self, callable: Callable, args: &[NodeId]) -> Result<Node<'a>, PickleError> {
         let bad = || {
             malformed(format!(
-                "unexpected arguments to {callable:?} at byte {}",
+                "unexpected arguments to {} at byte {}",
+                callable.name(),
                 self.pos
             ))
         };
@@ -541,6 +560,21 @@ impl<'a> Reader<'a> {
                     };
                     let args = args.clone();
                     let node = self.reduce(callable, &args)?;
+                    // Python copies the argument into the new object; CPython's pickles
+                    // pass each argument once, so they never copy more than their own
+                    // size. A crafted one calling set() on one memoized list over and
+                    // over would ask for memory quadratic in its size.
+                    self.copied = self.copied.saturating_add(match &node {
+                        Node::Set(items) | Node::FrozenSet(items) => items.len(),
+                        Node::Bytes(Cow::Owned(bytes)) => bytes.len(),
+                        _ => 0,
+                    });
+                    if self.copied > self.data.len() {
+                        return Err(refused(
+                            "pickle expands beyond its own size by calling set, frozenset \
+                             or bytes again and again on shared data",
+                        ));
+                    }
                     self.push(node);
                 }
                 INST => {
@@ -597,8 +631,7 @@ impl<'a> Reader<'a> {
         let size = match &self.nodes[id] {
             Node::None | Node::Bool(_) => 5,
             Node::Int(_) | Node::Float(_) => 25,
-            // A 32-bit limb is under 10 decimal digits.
-            Node::BigInt(big) => big.limbs.len() * 10 + 1,
+            Node::BigInt(big) => big.decimal.len(),
             // JSON escapes a control character in 6 bytes.
             Node::Str(text) => text.len() * 6,
             // Bytes may become an array of numbers, up to 4 JSON bytes each.
@@ -691,7 +724,7 @@ impl<'a> Reader<'a> {
             Node::None => out.extend_from_slice(b"null"),
             Node::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             Node::Int(i) => write!(out, "{i}").expect("writing to a Vec cannot fail"),
-            Node::BigInt(big) => out.extend_from_slice(big.to_decimal().as_bytes()),
+            Node::BigInt(big) => out.extend_from_slice(big.decimal.as_bytes()),
             Node::Float(f) => write_float(*f, out)?,
             Node::Str(text) => write_string(text, out),
             Node::Bytes(bytes) => write_bytes(bytes, out),
@@ -703,7 +736,8 @@ impl<'a> Reader<'a> {
             Node::Dict(pairs) => self.write_object(pairs, out)?,
             Node::Callable(callable) => {
                 return Err(refused(format!(
-                    "pickle holds the function {callable:?} itself, which has no JSON form"
+                    "pickle holds the function {} itself, which has no JSON form",
+                    callable.name()
                 )))
             }
         }
@@ -773,7 +807,7 @@ impl<'a> Reader<'a> {
             Node::None => "null".into(),
             Node::Bool(b) => b.to_string(),
             Node::Int(i) => i.to_string(),
-            Node::BigInt(big) => big.to_decimal(),
+            Node::BigInt(big) => big.decimal.clone(),
             Node::Bytes(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => text.to_string(),
                 Err(_) => bytes.iter().fold(String::new(), |mut text, b| {
@@ -811,7 +845,8 @@ impl<'a> Reader<'a> {
                 "a dict key or set member is a list, dict or set, which Python cannot hash",
             )),
             Node::Callable(callable) => Err(refused(format!(
-                "pickle holds the function {callable:?} itself, which has no JSON form"
+                "pickle holds the function {} itself, which has no JSON form",
+                callable.name()
             ))),
             _ => Ok(()),
         }
@@ -938,9 +973,9 @@ impl BigInt {
     }
 
     /// Every digit, by repeated division by 10^9.
-    fn to_decimal(&self) -> String {
+    fn decimal(negative: bool, limbs: &[u32]) -> String {
         const CHUNK: u64 = 1_000_000_000;
-        let mut limbs = self.limbs.clone();
+        let mut limbs = limbs.to_vec();
         let mut chunks = Vec::with_capacity(limbs.len() * 32 / 29 + 1);
         while !limbs.is_empty() {
             let mut rem = 0u64;
@@ -955,7 +990,7 @@ impl BigInt {
             }
         }
         let mut text = String::with_capacity(chunks.len() * 9 + 1);
-        if self.negative {
+        if negative {
             text.push('-');
         }
         let mut chunks = chunks.iter().rev();
@@ -986,7 +1021,12 @@ fn int_node<'a>(negative: bool, mut limbs: Vec<u32>) -> Node<'a> {
             return Node::Int(value);
         }
     }
-    Node::BigInt(BigInt { negative, limbs })
+    let decimal = BigInt::decimal(negative, &limbs);
+    Node::BigInt(BigInt {
+        negative,
+        limbs,
+        decimal,
+    })
 }
 
 fn too_many_digits() -> PickleError {
