@@ -383,7 +383,13 @@ export class Client {
     const k = checkKey(key);
     // Servers whose deadRetry has passed are live again for the next request, so here too.
     if (this._deadCount > 0) this._reviveServers();
-    const hash = this._hashFunction === null ? undefined : this._hashOf(k);
+    let hash;
+    try {
+      hash = this._hashFunction === null ? undefined : this._hashOf(k);
+    } catch (e) {
+      // The caller's hash function threw: the same error a request for the key rejects with.
+      throw e instanceof MemcacheError ? e : new BadArgumentError(e?.message ?? String(e), { cause: e });
+    }
     let index;
     try {
       index = this._engine.serverForKey(k, hash);
