@@ -437,7 +437,11 @@ export class Client {
     w.u32(slabClass);
     const promise = this._queue(op);
     this._flush();
-    return promise;
+    // Every failure of a metadump is about the server named (NO_SERVER when it is dead too).
+    return promise.catch((e) => {
+      if (e instanceof MemcacheError && e.server === undefined) e.server = target.address;
+      throw e;
+    });
   }
 
   /** Closes every connection; pending and later calls reject with CLOSED. */

@@ -55,8 +55,9 @@ pub enum Error {
     #[error("server failed: SERVER_ERROR {0}")]
     ServerError(String),
 
-    /// No live server is left for the key (all of them dead, or none configured).
-    #[error("no server available for key {key:?}")]
+    /// No live server is left for the key (all of them dead, or none configured); `key`
+    /// is empty for a request that names servers rather than a key (stats, metadump).
+    #[error("no server available{}", for_key(key))]
     NoServer { key: String },
 
     #[error("bad argument: {0}")]
@@ -94,3 +95,11 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn for_key(key: &str) -> String {
+    if key.is_empty() {
+        ": every server asked for is marked dead".into()
+    } else {
+        format!(" for key {key:?}")
+    }
+}

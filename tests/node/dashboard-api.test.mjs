@@ -65,6 +65,8 @@ test("serverForKey follows a dead server as requests do: re-hashed with failover
   assert.ok(key, "a key that maps to the dead server");
   await assert.rejects(mc.get(key), (e) => e.code === "CONNECTION_ERROR");
   assert.equal(mc.serverForKey(key), addresses[0]);
+  await assert.rejects(mc.metadump({ server: deadAddress }), (e) =>
+    e.code === "NO_SERVER" && e.server === deadAddress && /marked dead/.test(e.message));
   assert.equal(await mc.set(key, "moved"), true);
   assert.equal((await rawGet(addresses[0], key)).data.toString(), "moved");
 
