@@ -178,6 +178,11 @@ export function markdown({ meta, rows, checks, contenders, relay, paired = [] })
   out.push(`- command: \`${meta.command}\``);
   out.push(`- when: ${meta.startedAt}, ${(meta.durationMs / 1000).toFixed(0)} s`);
   out.push(`- machine: ${meta.machine.cpu}, ${meta.machine.nproc} cores, Node ${meta.machine.node}, ${meta.machine.memcached}`);
+  if (meta.loadAverageAtStart) {
+    out.push(
+      `- load average (1, 5, 15 min) at start ${meta.loadAverageAtStart.join(', ')}, at end ${meta.loadAverageAtEnd?.join(', ')}: anything above ~1 is other work sharing the 2 cores`,
+    );
+  }
   if (meta.wasmPackage && meta.wasmPackage !== 'client-wasm') out.push(`- memcache-wasm measured from: ${meta.wasmPackage} (MEMCACHE_WASM_PACKAGE)`);
   out.push(`- memcached: \`memcached ${meta.memcachedArgs.join(' ')} -p PORT\`, one process per server, all on loopback`);
   out.push(`- ${meta.reps} repetitions; each figure is the median, spread = (max - min) / median of ops/s`);

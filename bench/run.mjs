@@ -235,6 +235,7 @@ async function main() {
     wasmPackage: path.relative(ROOT, WASM_PACKAGE) || '.',
     wasmSize: null,
     timeLimitS: opts.timeLimitS,
+    loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
   };
   const errors = [];
   try {
@@ -313,6 +314,7 @@ async function main() {
   }
 
   meta.durationMs = performance.now() - started;
+  meta.loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
   const rows = summarise(samples);
   const checks = checkTargets(rows, meta.wasmSize, paired);
   const base = path.join(opts.out, opts.smoke ? 'smoke' : 'bench');
@@ -325,6 +327,7 @@ async function main() {
   try {
     const chart = chartSvg({
       rows,
+      paired,
       contenders,
       title: `memcache-wasm vs peers, ${meta.machine.nproc} cores ${meta.machine.cpu}, Node ${meta.machine.node}${opts.smoke ? ' (SMOKE: not figures)' : ''}`,
     });
