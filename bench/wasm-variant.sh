@@ -5,7 +5,8 @@
 # without touching client-wasm/pkg. OUT should sit inside the repository, so that the copy
 # finds the root node_modules (ws).
 #   usage: bench/wasm-variant.sh OUT [OPT_LEVEL (default z, as scripts/build-wasm.sh)] [SRC]
-# SRC (default client-wasm) is the package folder whose js/ and src/ are built.
+# SRC (default client-wasm) is the package folder whose js/ and src/ are built. wasm-opt runs
+# with -Oz (-O3 for opt-level 2 or 3, -Os for s) unless WASM_OPT_FLAG says otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: bench/wasm-variant.sh OUT [OPT_LEVEL] [SRC]}
@@ -24,6 +25,7 @@ if command -v wasm-opt >/dev/null 2>&1; then
   # the same flags as scripts/build-wasm.sh; -O3 instead of -Oz when building for speed
   flag=-Oz
   case "$LEVEL" in 2 | 3) flag=-O3 ;; s) flag=-Os ;; esac
+  flag=${WASM_OPT_FLAG:-$flag}
   wasm-opt "$flag" --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types "$WASM" -o "$OUT/pkg/engine.opt.wasm"
   INPUT="$OUT/pkg/engine.opt.wasm"
