@@ -12,7 +12,7 @@ import { KeyBrowser } from "./key-browser.js";
 
 /** How often the overview asks every server for `stats`: often enough that rates follow
  *  load changes, rare enough that the dashboard's own gets do not show in them. */
-export const REFRESH_MS = 2000;
+const REFRESH_MS = 2000;
 /** How much history the charts show. */
 const HISTORY_MS = 10 * 60 * 1000;
 /** A server that does not answer `stats` within this is shown as down. */
@@ -114,16 +114,15 @@ function hideWrites() {
 
 /** `stats` of one server through its own client, as an object of memcached's names. */
 async function statsOf(client, address) {
-  const answer = await client.stats();
-  const stats = answer instanceof Map ? answer.get(address) : answer[address];
+  const stats = (await client.stats())[address];
   if (stats === undefined) throw new Error(`the stats answer has no entry for ${address}`);
   return stats;
 }
 
 /**
- * One server's metadump lines, on a connection of its own: memcached refuses a metadump
- * while replies to earlier requests on the connection are pending, which a shared
- * connection cannot promise.
+ * One server's metadump lines, on a connection of its own: requests behind a metadump on
+ * the same connection wait until the dump ends, and the key panel should not wait for a
+ * long listing.
  */
 async function listKeys(Client, server, options) {
   const client = new Client([server], { ...options, timeout: METADUMP_TIMEOUT_MS, deadRetry: 0 });
