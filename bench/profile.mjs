@@ -75,7 +75,8 @@ async function child(opts) {
     } finally {
       counts.receiveMs += performance.now() - t0;
       counts.receive++;
-      counts.bytesIn += chunk.length;
+      // the engine takes the chunk itself, or (crossing through its input buffer) its length
+      counts.bytesIn += typeof chunk === 'number' ? chunk : chunk.length;
     }
   };
   const write = net.Socket.prototype.write;
@@ -169,6 +170,10 @@ function shortUrl(url) {
 }
 
 const IDLE = 'idle (waiting for memcached)';
+// The measured package (client-wasm/, or MEMCACHE_WASM_PACKAGE), as profile URLs name it.
+const PACKAGE_URL = pathToFileURL(
+  path.resolve(process.env.MEMCACHE_WASM_PACKAGE ?? path.join(ROOT, 'client-wasm')),
+).href;
 
 /** The category of a profile node, or null for a builtin that counts for its caller. */
 function classify(name, url) {
@@ -180,8 +185,8 @@ function classify(name, url) {
     return 'socket syscalls (incl. loopback delivery)';
   }
   if (url.startsWith('wasm://') || /^(\$?wasm-function|\$)/.test(name)) return 'wasm engine';
-  if (url.includes('/client-wasm/pkg/')) return 'wasm-bindgen glue (copies in/out)';
-  if (url.includes('/client-wasm/js/')) return 'memcache-wasm JavaScript';
+  if (url.startsWith(PACKAGE_URL + '/pkg/')) return 'wasm-bindgen glue (copies in/out)';
+  if (url.startsWith(PACKAGE_URL + '/js/')) return 'memcache-wasm JavaScript';
   if (url.includes('/bench/raw-client')) return 'raw client JavaScript';
   if (url.includes('/bench/') || url.startsWith('node:inspector')) return 'benchmark harness';
   if (url.startsWith('node:')) return 'Node net/stream/timers/encoding';
