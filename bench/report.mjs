@@ -254,3 +254,49 @@ export function markdown({ meta, rows, checks, contenders, relay, paired = [] })
   }
   return `${out.join('\n')}\n`;
 }
+
+/**
+ * The short form for a README: the main workloads on one server (ops/s, or keys/s for the
+ * multi-get, with the ratio to memcache-wasm TCP) and every target with its verdict.
+ */
+export function summaryMarkdown({ meta, rows, checks, contenders, paired = [] }) {
+  const out = [];
+  const labels = Object.fromEntries(contenders.map((c) => [c.id, c.label]));
+  out.push(
+    `Command \`${meta.command}\`, ${meta.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${meta.reps} repetitions (medians); ${meta.machine.nproc} cores ${meta.machine.cpu}, Node ${meta.machine.node}, ${meta.machine.memcached}; load average at start ${meta.loadAverageAtStart?.join(', ') ?? 'not recorded'}.`,
+  );
+  out.push('');
+  for (const valueSize of [...new Set(rows.map((r) => r.valueSize))].sort((a, b) => a - b)) {
+    const seq = paired.find((p) => p.valueSize === valueSize);
+    out.push(`**${setupName({ servers: 1, valueSize })}** (x = ratio to memcache-wasm TCP)`);
+    out.push('');
+    out.push(`| contender | sequential get${seq ? ' (paired)' : ''} | get, 64 in flight | multi-get, keys/s | set, 64 in flight |`);
+    out.push('|---|--:|--:|--:|--:|');
+    for (const c of contenders) {
+      const cell = (workload, field = 'opsPerSec') => {
+        const r = rows.find((o) => o.contender === c.id && o.servers === 1 && o.valueSize === valueSize && o.workload === workload);
+        const ours = rows.find((o) => o.contender === 'wasm-tcp' && o.servers === 1 && o.valueSize === valueSize && o.workload === workload);
+        if (!r) return '';
+        return `${rate(r[field])} (${ours ? (r[field] / ours[field]).toFixed(2) : '?'}x)`;
+      };
+      let seqCell = cell('seq-get');
+      if (seq) {
+        const r = seq.results.find((o) => o.contender === c.id);
+        const ours = seq.results.find((o) => o.contender === 'wasm-tcp');
+        seqCell = r ? `${rate(r.opsPerSec)}, p50 ${micros(r.p50Us)} µs (${ours ? (r.opsPerSec / ours.opsPerSec).toFixed(2) : '?'}x)` : '';
+      }
+      out.push(`| ${labels[c.id]} | ${seqCell} | ${cell('get-64')} | ${cell('multi-get', 'keysPerSec')} | ${cell('set-64')} |`);
+    }
+    out.push('');
+  }
+  const met = checks.filter((c) => c.met).length;
+  out.push(`Targets: ${met} of ${checks.length} checks met.`);
+  out.push('');
+  out.push('| target | setup | measured | met |');
+  out.push('|---|---|--:|:-:|');
+  for (const c of checks) {
+    const fmt = (v) => (c.unit ? `${v.toFixed(1)} ${c.unit}` : `${v.toFixed(2)}x`);
+    out.push(`| ${c.target} | ${c.setup} | ${fmt(c.measured)} | ${c.met ? 'yes' : '**no**'} |`);
+  }
+  return `${out.join('\n')}\n`;
+}

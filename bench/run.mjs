@@ -22,7 +22,7 @@ import {
   runWorkload,
   warmUp,
 } from './workloads.mjs';
-import { checkTargets, markdown, setupName, summarise } from './report.mjs';
+import { checkTargets, markdown, setupName, summarise, summaryMarkdown } from './report.mjs';
 import { PAIRED_KEYSPACE, pairedSequentialGet } from './paired.mjs';
 import { chartSvg, renderChart } from './chart.mjs';
 
@@ -323,6 +323,7 @@ async function main() {
     ? `${report}\n## Errors\n\n${errors.map((e) => `- ${e.split('\n')[0]}`).join('\n')}\n`
     : report;
   await writeFile(`${base}.md`, withErrors);
+  await writeFile(`${base}-summary.md`, summaryMarkdown({ meta, rows, checks, contenders, paired }));
   await writeFile(`${base}.json`, `${JSON.stringify({ meta, rows, checks, paired, samples, relay, errors }, null, 2)}\n`);
   try {
     const chart = chartSvg({
@@ -336,7 +337,7 @@ async function main() {
     errors.push(`chart: ${err.message}`);
   }
   process.stdout.write(withErrors);
-  log(`wrote ${path.relative(ROOT, base)}.{md,json,svg,png} in ${(meta.durationMs / 1000).toFixed(1)} s`);
+  log(`wrote ${path.relative(ROOT, base)}.{md,json,svg,png} and ${path.basename(base)}-summary.md in ${(meta.durationMs / 1000).toFixed(1)} s`);
   if (errors.length) {
     for (const e of errors) log(`ERROR ${e}`);
     process.exit(1);
