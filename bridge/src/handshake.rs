@@ -144,7 +144,8 @@ fn upstream_from_path(path: &str) -> Option<String> {
     (!decoded.is_empty() && !decoded.contains(['/', '?', '#'])).then_some(decoded)
 }
 
-fn percent_decode(text: &str) -> Option<String> {
+/// Decodes `%XX` escapes of a URL path; `None` for a broken escape or bytes that are not UTF-8.
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

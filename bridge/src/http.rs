@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info};
 
-use crate::handshake::RELAY_PREFIX;
+use crate::handshake::{percent_decode, RELAY_PREFIX};
 use crate::limits::MAX_STATIC_FILE;
 use crate::relay;
 use crate::server::Shared;
@@ -283,23 +283,6 @@ fn safe_relative_path(path: &str) -> Option<PathBuf> {
         }
     }
     Some(relative)
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn content_type(path: &Path) -> &'static str {
