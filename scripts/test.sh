@@ -17,16 +17,16 @@ stage "rust: unit, property and integration tests (core, interop with python-mem
 export MEMCACHE_WASM_PYTHON="$PWD/.venv/bin/python"
 cargo test -q --workspace
 
-stage "browser: the dashboard in headless chromium against a real bridge and memcached"
+stage "build: memcache-bridge (release), the wasm package, the dashboard's copy of it"
 cargo build -q --release -p memcache-bridge
 scripts/build-wasm.sh
 scripts/build-www.sh
-node --test tests/browser/
 
 stage "node: the npm package memcache-wasm end to end (TCP, bridge, python-memcached interop, npm pack)"
-cargo build -q --release -p memcache-bridge
-scripts/build-wasm.sh
 node --test tests/node/
+
+stage "browser: the dashboard in headless chromium against a real bridge and memcached"
+node --test tests/browser/
 
 stage "bench: smoke run, every contender and workload once with tiny counts (the full run is by hand: bench/README.md)"
 node bench/run.mjs --smoke --no-build
