@@ -265,7 +265,13 @@ async fn connections_over_the_limit_get_503() {
     let bridge = Bridge::start(&["--upstream", &memcached.addr(), "--max-connections", "2"]);
     let url = bridge.url(&memcached.addr());
     let mut first = connect(&url, &[]).await.unwrap();
-    let _second = connect(&url, &[]).await.unwrap();
+    let mut second = connect(&url, &[]).await.unwrap();
+    // A reply through each relay proves its upstream connection is open, so the count
+    // below cannot still grow by the relays' own connections.
+    for relay in [&mut first, &mut second] {
+        send(relay, b"version\r\n").await;
+        read_until(relay, b"\r\n").await;
+    }
     let connections = memcached.stat("total_connections");
     assert_eq!(connect(&url, &[]).await.err(), Some(503));
     // Refused before any upstream connection: only our own `stats` reached memcached.
