@@ -123,17 +123,16 @@ function parseInteger(bytes) {
 
 /**
  * The caller's hash function as the engine calls it during python-memcached's re-hash past
- * a dead server (str(hash) + str(i) hashed again). The walk cannot stop half way, so a
- * throw or a result out of range counts as hash 0 there; for a key's own hash the same
- * function's errors reject the call.
+ * a dead server (str(hash) + str(i) hashed again): the checked hash, or, when the function
+ * throws or returns something that is not a u32, the reason as a string, which the engine
+ * turns into a BAD_ARGUMENT rejection of the call (no exception unwinds through wasm).
  */
-function rehashFunction(fn) {
+function rehashFunction(client) {
   return (input) => {
     try {
-      const h = fn(input);
-      return Number.isInteger(h) && h >= 0 && h <= 0xffffffff ? h : 0;
-    } catch {
-      return 0;
+      return client._hashOf(input);
+    } catch (e) {
+      return e instanceof Error ? e.message : String(e);
     }
   };
 }
@@ -265,7 +264,7 @@ export class Client {
       this._engine = new platform.Engine(
         list.map((s) => s.address), Uint32Array.from(list.map((s) => s.weight)),
         distribution, hashName, serializerName, minCompressLen, maxValueSize, failover,
-        this._hashFunction === null ? undefined : rehashFunction(this._hashFunction),
+        this._hashFunction === null ? undefined : rehashFunction(this),
       );
     } catch (e) {
       throw engineError(e);

@@ -25,8 +25,9 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "(key: string) => number")]
     pub type HashCallback;
 
+    /// The checked hash, or the reason it failed as a string (client.js `rehashFunction`).
     #[wasm_bindgen(method, js_name = call)]
-    fn call(this: &HashCallback, this_arg: &JsValue, key: &str) -> u32;
+    fn call(this: &HashCallback, this_arg: &JsValue, key: &str) -> JsValue;
 }
 
 fn short_input(len: u32) -> Error {
@@ -80,7 +81,18 @@ impl Engine {
             ("crc32-old", _) => (HashFunction::Crc32, false),
             ("custom", Some(callback)) => (
                 HashFunction::Custom(Box::new(move |key: &[u8]| {
-                    callback.call(&JsValue::UNDEFINED, &String::from_utf8_lossy(key))
+                    let out = callback.call(&JsValue::UNDEFINED, &String::from_utf8_lossy(key));
+                    match (out.as_f64(), out.as_string()) {
+                        (Some(hash), _)
+                            if hash.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&hash) =>
+                        {
+                            Ok(hash as u32)
+                        }
+                        (_, Some(reason)) => Err(reason),
+                        _ => Err(format!(
+                            "it returned {out:?}, not an integer from 0 to 2^32-1"
+                        )),
+                    }
                 })),
                 true,
             ),

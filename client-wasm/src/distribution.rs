@@ -16,8 +16,9 @@ pub const KETAMA_POINTS_PER_SERVER: u32 = 160;
 /// the continuum ("host-N" instead of "host:port-N").
 pub const DEFAULT_PORT: u16 = 11211;
 
-/// A caller's key hash: bytes of the full key in, a 32-bit hash out.
-pub type KeyHasher = dyn Fn(&[u8]) -> u32;
+/// A caller's key hash: bytes of the full key in, a 32-bit hash out, or why it failed
+/// (a JavaScript function that threw or returned something that is not a u32).
+pub type KeyHasher = dyn Fn(&[u8]) -> std::result::Result<u32, String>;
 
 /// The key hash of the modula distribution, python-memcached's `serverHashFunction`.
 #[derive(Default)]
@@ -33,11 +34,18 @@ pub enum HashFunction {
 }
 
 impl HashFunction {
-    pub fn hash(&self, key: &[u8]) -> u32 {
+    /// The hash of `key`; only a caller's function can fail, and its failure is the
+    /// caller's error (BAD_ARGUMENT naming the input), never a made-up hash.
+    pub fn hash(&self, key: &[u8]) -> Result<u32> {
         match self {
-            HashFunction::Cmemcache => (crc32fast::hash(key) >> 16) & 0x7fff,
-            HashFunction::Crc32 => crc32fast::hash(key),
-            HashFunction::Custom(f) => f(key),
+            HashFunction::Cmemcache => Ok((crc32fast::hash(key) >> 16) & 0x7fff),
+            HashFunction::Crc32 => Ok(crc32fast::hash(key)),
+            HashFunction::Custom(f) => f(key).map_err(|reason| {
+                Error::BadArgument(format!(
+                    "the hash function failed on {:?}: {reason}",
+                    Error::key_text(key)
+                ))
+            }),
         }
     }
 }
@@ -91,23 +99,31 @@ impl Modula {
     }
 
     /// The server for a key (the full key, prefix included), or None when the re-hash
-    /// walk meets only dead servers.
-    pub fn server_for_key(&self, key: &[u8], alive: impl Fn(usize) -> bool) -> Option<usize> {
-        self.server_for_hash(self.hash.hash(key), alive)
+    /// walk meets only dead servers. Err only when a caller's hash function fails.
+    pub fn server_for_key(
+        &self,
+        key: &[u8],
+        alive: impl Fn(usize) -> bool,
+    ) -> Result<Option<usize>> {
+        self.server_for_hash(self.hash.hash(key)?, alive)
     }
 
     /// The server for a hash the caller computed (python-memcached's `(hash, key)`
     /// tuple keys). A dead server sends the walk on to `hash(str(hash) + str(i))`.
-    pub fn server_for_hash(&self, hash: u32, alive: impl Fn(usize) -> bool) -> Option<usize> {
+    pub fn server_for_hash(
+        &self,
+        hash: u32,
+        alive: impl Fn(usize) -> bool,
+    ) -> Result<Option<usize>> {
         let mut hash = hash;
         for attempt in 0..SERVER_RETRIES {
             let server = self.bucket_server(hash);
             if alive(server) {
-                return Some(server);
+                return Ok(Some(server));
             }
-            hash = self.hash.hash(&rehash_input(hash, attempt));
+            hash = self.hash.hash(&rehash_input(hash, attempt))?;
         }
-        None
+        Ok(None)
     }
 
     fn bucket_server(&self, hash: u32) -> usize {
@@ -295,10 +311,15 @@ pub enum Distribution {
 }
 
 impl Distribution {
-    pub fn server_for_key(&self, key: &[u8], alive: impl Fn(usize) -> bool) -> Option<usize> {
+    /// The server for a key; Err only when a caller's hash function fails.
+    pub fn server_for_key(
+        &self,
+        key: &[u8],
+        alive: impl Fn(usize) -> bool,
+    ) -> Result<Option<usize>> {
         match self {
             Distribution::Modula(m) => m.server_for_key(key, alive),
-            Distribution::Ketama(k) => k.server_for_key(key, alive),
+            Distribution::Ketama(k) => Ok(k.server_for_key(key, alive)),
         }
     }
 
@@ -321,25 +342,46 @@ mod tests {
     #[test]
     fn cmemcache_hash_matches_its_formula() {
         // crc32("hello") = 0x3610a686 is the well-known check value.
-        assert_eq!(HashFunction::Crc32.hash(b"hello"), 0x3610_a686);
+        assert_eq!(HashFunction::Crc32.hash(b"hello").unwrap(), 0x3610_a686);
         assert_eq!(
-            HashFunction::Cmemcache.hash(b"hello"),
+            HashFunction::Cmemcache.hash(b"hello").unwrap(),
             (0x3610_a686 >> 16) & 0x7fff
         );
-        assert!(
-            (0..1000).all(|i| HashFunction::Cmemcache.hash(format!("k{i}").as_bytes()) <= 0x7fff)
-        );
+        assert!((0..1000).all(|i| HashFunction::Cmemcache
+            .hash(format!("k{i}").as_bytes())
+            .unwrap()
+            <= 0x7fff));
     }
 
     #[test]
     fn custom_hash_is_used() {
         let m = Modula::new(
             &[1, 1, 1],
-            HashFunction::Custom(Box::new(|k| k.len() as u32)),
+            HashFunction::Custom(Box::new(|k| Ok(k.len() as u32))),
         )
         .unwrap();
-        assert_eq!(m.server_for_key(b"ab", all_alive), Some(2));
-        assert_eq!(m.server_for_key(b"abc", all_alive), Some(0));
+        assert_eq!(m.server_for_key(b"ab", all_alive).unwrap(), Some(2));
+        assert_eq!(m.server_for_key(b"abc", all_alive).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn a_failing_custom_hash_is_an_error_not_a_made_up_hash() {
+        let m = Modula::new(
+            &[1, 1],
+            HashFunction::Custom(Box::new(|k| {
+                if k == b"key" {
+                    Ok(0)
+                } else {
+                    Err("it threw TypeError".into())
+                }
+            })),
+        )
+        .unwrap();
+        assert_eq!(m.server_for_key(b"key", all_alive).unwrap(), Some(0));
+        // Server 0 dead: the re-hash of "00" fails, and so does the lookup.
+        let err = m.server_for_key(b"key", |s| s != 0).unwrap_err();
+        assert_eq!(err.code(), "BAD_ARGUMENT");
+        assert!(err.to_string().contains("it threw TypeError"), "{err}");
     }
 
     #[test]
@@ -349,7 +391,7 @@ mod tests {
         let expect = [0, 1, 1, 1, 2, 2];
         for hash in 0..60u32 {
             assert_eq!(
-                m.server_for_hash(hash, all_alive),
+                m.server_for_hash(hash, all_alive).unwrap(),
                 Some(expect[hash as usize % 6])
             );
         }
@@ -359,7 +401,7 @@ mod tests {
     fn zero_weight_server_gets_no_bucket() {
         let m = Modula::new(&[0, 2, 0, 1], HashFunction::Cmemcache).unwrap();
         let got: Vec<_> = (0..3)
-            .map(|h| m.server_for_hash(h, all_alive).unwrap())
+            .map(|h| m.server_for_hash(h, all_alive).unwrap().unwrap())
             .collect();
         assert_eq!(got, vec![1, 1, 3]);
         assert!(Modula::new(&[0, 0], HashFunction::Cmemcache).is_err());
@@ -369,11 +411,13 @@ mod tests {
     #[test]
     fn dead_server_rehashes_like_python() {
         let m = Modula::new(&[1, 1, 1], HashFunction::Cmemcache).unwrap();
-        let hash = HashFunction::Cmemcache.hash(b"some-key");
+        let hash = HashFunction::Cmemcache.hash(b"some-key").unwrap();
         let first = (hash % 3) as usize;
-        let next_hash = HashFunction::Cmemcache.hash(format!("{hash}0").as_bytes());
+        let next_hash = HashFunction::Cmemcache
+            .hash(format!("{hash}0").as_bytes())
+            .unwrap();
         let dead = first;
-        let got = m.server_for_key(b"some-key", |s| s != dead);
+        let got = m.server_for_key(b"some-key", |s| s != dead).unwrap();
         // Either the re-hash lands on a live server right away, or it walks on.
         if (next_hash % 3) as usize != dead {
             assert_eq!(got, Some((next_hash % 3) as usize));
@@ -386,10 +430,12 @@ mod tests {
     fn all_dead_gives_none_after_ten_tries() {
         let m = Modula::new(&[1, 1], HashFunction::Cmemcache).unwrap();
         let tries = std::cell::Cell::new(0);
-        let got = m.server_for_key(b"k", |_| {
-            tries.set(tries.get() + 1);
-            false
-        });
+        let got = m
+            .server_for_key(b"k", |_| {
+                tries.set(tries.get() + 1);
+                false
+            })
+            .unwrap();
         assert_eq!(got, None);
         assert_eq!(tries.get(), SERVER_RETRIES);
     }
@@ -465,13 +511,13 @@ mod tests {
         let d = Distribution::Modula(Modula::new(&[1, 1], HashFunction::Crc32).unwrap());
         let crc = crc32fast::hash(b"abc");
         assert_eq!(
-            d.server_for_key(b"abc", all_alive),
+            d.server_for_key(b"abc", all_alive).unwrap(),
             Some((crc % 2) as usize)
         );
         let k = Ketama::new(&[("a:1".into(), 1), ("b:1".into(), 1)]).unwrap();
         let expect = k.server_for_key(b"abc", all_alive);
         let d = Distribution::Ketama(k);
-        assert_eq!(d.server_for_key(b"abc", all_alive), expect);
+        assert_eq!(d.server_for_key(b"abc", all_alive).unwrap(), expect);
         assert_eq!(d.server_count(), 2);
     }
 }

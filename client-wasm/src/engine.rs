@@ -842,9 +842,9 @@ impl Engine {
     fn server_for(&self, k: &KeyRef, full_key: &[u8]) -> Result<usize> {
         keys::check_key(full_key)?;
         let chosen = if self.failover {
-            self.pick(k.hash, full_key, |i| self.servers[i].alive)
+            self.pick(k.hash, full_key, |i| self.servers[i].alive)?
         } else {
-            self.pick(k.hash, full_key, |_| true)
+            self.pick(k.hash, full_key, |_| true)?
                 .filter(|&i| self.servers[i].alive)
         };
         chosen.ok_or_else(|| Error::NoServer {
@@ -852,7 +852,12 @@ impl Engine {
         })
     }
 
-    fn pick(&self, hash: Option<u32>, key: &[u8], alive: impl Fn(usize) -> bool) -> Option<usize> {
+    fn pick(
+        &self,
+        hash: Option<u32>,
+        key: &[u8],
+        alive: impl Fn(usize) -> bool,
+    ) -> Result<Option<usize>> {
         match (&self.distribution, hash) {
             (Distribution::Modula(m), Some(hash)) => m.server_for_hash(hash, alive),
             (d, _) => d.server_for_key(key, alive),
@@ -1725,7 +1730,7 @@ mod tests {
     fn dead_servers_are_re_hashed_past_with_failover_and_refused_without() {
         let key = b"some-key";
         let mut e = engine(2);
-        let home = e.pick(None, key, |_| true).unwrap();
+        let home = e.pick(None, key, |_| true).unwrap().unwrap();
         e.mark_dead(home);
         let sub = decode_submit(&e.submit(&Batch::default().get(1, key).0).unwrap(), 1);
         assert_eq!(sub.ops[0], (1, Ok(vec![1 - home as u16])));
@@ -1743,7 +1748,7 @@ mod tests {
         let mut e = Engine::new(EngineConfig {
             servers: vec![("a:1".into(), 1), ("b:1".into(), 1), ("c:1".into(), 1)],
             distribution: DistributionKind::Modula,
-            hash: HashFunction::Custom(Box::new(|_| 0)),
+            hash: HashFunction::Custom(Box::new(|_| Ok(0))),
             caller_hashes: true,
             codec: CodecOptions::default(),
             failover: true,
@@ -1945,7 +1950,7 @@ mod tests {
         let e = Engine::new(EngineConfig {
             servers: vec![("a:1".into(), 1), ("b:1".into(), 1), ("c:1".into(), 1)],
             distribution: DistributionKind::Modula,
-            hash: HashFunction::Custom(Box::new(|_| 0)),
+            hash: HashFunction::Custom(Box::new(|_| Ok(0))),
             caller_hashes: true,
             codec: CodecOptions::default(),
             failover: true,

@@ -95,6 +95,19 @@ for (const transport of ["tcp", "bridge"]) {
     assert.equal(await walking.set("w:moved", "x"), true);
     assert.deepEqual(rehashed, ["10"]);
     assert.equal((await rawGet(servers[2].address, "w:moved")).data.toString(), "x");
+    // A function that fails during the walk rejects the call; it is never taken as hash 0.
+    const failing = client([servers[0].address, deadAddress], {
+      hashFunction: (key) => { if (/^\d+$/.test(key)) throw new TypeError("no numbers here"); return 1; },
+      deadRetry: 60,
+    });
+    await assert.rejects(failing.set("f:first", 1), (e) => e.code === "CONNECTION_ERROR");
+    await assert.rejects(failing.set("f:walk", 1), (e) => e.code === "BAD_ARGUMENT" && /no numbers here/.test(e.message));
+    const outOfRange = client([servers[0].address, deadAddress], {
+      hashFunction: (key) => (/^\d+$/.test(key) ? 2 ** 40 : 1),
+      deadRetry: 60,
+    });
+    await assert.rejects(outOfRange.set("f:first", 1), (e) => e.code === "CONNECTION_ERROR");
+    await assert.rejects(outOfRange.get("f:walk"), (e) => e.code === "BAD_ARGUMENT" && /2\^32-1/.test(e.message));
     const bad = client([servers[0].address], { hashFunction: () => -1 });
     await assert.rejects(bad.get("k"), (e) => e.code === "BAD_ARGUMENT");
     assert.throws(() => client([servers[0].address], { distribution: "ketama", hashFunction: "crc32-old" }), (e) => e.code === "BAD_ARGUMENT");
