@@ -152,19 +152,26 @@ async fn an_upstream_that_goes_away_closes_with_1011_and_a_restarted_one_serves_
 async fn quit_closes_normally_and_a_client_leaving_closes_the_upstream() {
     let memcached = Memcached::start();
     let bridge = Bridge::start(&["--upstream", &memcached.addr()]);
+    let before = memcached.stat("curr_connections");
     let mut ws = connect(&bridge.url(&memcached.addr()), &[]).await.unwrap();
     send(&mut ws, b"quit\r\n").await;
     let (code, _, _) = read_close(&mut ws).await;
     assert_eq!(code, CloseCode::Normal);
+    // memcached counts the quit connection until it has closed it on its side.
+    wait_for_connections(&memcached, before).await;
 
-    let before = memcached.stat("curr_connections");
     let mut ws = connect(&bridge.url(&memcached.addr()), &[]).await.unwrap();
     send(&mut ws, b"version\r\n").await;
     read_until(&mut ws, b"\r\n").await;
     assert_eq!(memcached.stat("curr_connections"), before + 1);
     drop(ws); // no close frame: the TCP connection just ends
+    wait_for_connections(&memcached, before).await;
+}
+
+/// Waits (at most 5 s) until memcached counts `expected` open connections.
+async fn wait_for_connections(memcached: &Memcached, expected: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while memcached.stat("curr_connections") != before {
+    while memcached.stat("curr_connections") != expected {
         assert!(
             std::time::Instant::now() < deadline,
             "upstream connection stayed open"
