@@ -20,7 +20,8 @@ function median(values) {
 
 /**
  * clients: [{id, client, data}], each connected and holding its own `data`'s keys. Resolves with
- * {rounds, opsPerBlock, results: [{contender, opsPerSec, p50Us, vsRaw}]}: medians over the blocks.
+ * {rounds, opsPerBlock, results: [{contender, opsPerSec, p50Us, vsRaw, p50VsRaw}]}: medians over
+ * the blocks, and the medians of the round-by-round ratios to the raw socket.
  */
 export async function pairedSequentialGet(clients, { smoke }) {
   const rounds = smoke ? PAIRED.smokeRounds : PAIRED.rounds;
@@ -54,11 +55,14 @@ export async function pairedSequentialGet(clients, { smoke }) {
     opsPerSec: median(blocks.get(id).rates),
     p50Us: median(blocks.get(id).p50s),
   }));
-  const raw = results.find((r) => r.contender === 'raw');
+  // Ratios are taken round by round (blocks minutes apart may sit in different modes of the
+  // machine's round trip, blocks of one round mostly share one), then their median.
+  const raw = blocks.get('raw');
   for (const r of results) {
-    r.vsRaw = raw ? r.opsPerSec / raw.opsPerSec : null;
+    const own = blocks.get(r.contender);
+    r.vsRaw = raw ? median(own.rates.map((rate, i) => rate / raw.rates[i])) : null;
     // the median round trip is steadier than the rate: the rate also carries the slow tail
-    r.p50VsRaw = raw ? raw.p50Us / r.p50Us : null;
+    r.p50VsRaw = raw ? median(own.p50s.map((p50, i) => raw.p50s[i] / p50)) : null;
   }
   return { rounds, opsPerBlock, results };
 }

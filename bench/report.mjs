@@ -233,7 +233,7 @@ export function markdown({ meta, rows, checks, contenders, relay, paired = [] })
     out.push(`## Sequential get, paired blocks (${setupName({ servers: 1, valueSize: p.valueSize })})`);
     out.push('');
     out.push(
-      `All contenders connected at once; ${p.rounds} rounds of ${p.opsPerBlock} sequential gets each, taken in turn; medians over the blocks. This cancels the drift of round-trip times over seconds that separate runs pick up.`,
+      `All contenders connected at once; ${p.rounds} rounds of ${p.opsPerBlock} sequential gets each, taken in turn; ops/s and p50 are medians over the blocks, the ratios to the raw socket medians of the round-by-round ratios. This cancels the drift of round-trip times over seconds that separate runs pick up.`,
     );
     out.push('');
     out.push('| contender | ops/s | p50 µs | ops/s vs raw | p50 speed vs raw (raw p50 / p50) | ops/s vs memcache-wasm TCP |');
