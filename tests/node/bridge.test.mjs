@@ -77,7 +77,7 @@ test("memcached dying behind the bridge rejects pending calls, then the client r
   const { address, bridge, server } = await setup();
   const mc = client(address, { bridge: bridge.url, deadRetry: 0.2 });
   assert.equal(await mc.set("k", "v"), true);
-  server.pause();
+  await server.pause();
   const pending = mc.get("k");
   await new Promise((r) => setTimeout(r, 100));
   await server.stop();

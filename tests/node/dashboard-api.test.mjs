@@ -176,7 +176,7 @@ test("a hung server during a metadump rejects it and the requests held behind it
   try {
     const mc = client([lone.address], { timeout: 300, deadRetry: 0 });
     assert.equal(await mc.set("h", "v"), true);
-    lone.pause();
+    await lone.pause();
     const started = Date.now();
     const results = await Promise.allSettled([mc.metadump({ server: lone.address }), mc.set("held", 1), mc.get("h")]);
     assert.deepEqual(results.map((r) => r.reason?.code), ["TIMEOUT", "TIMEOUT", "TIMEOUT"]);

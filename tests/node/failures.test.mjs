@@ -88,7 +88,7 @@ test("bad arguments are BAD_ARGUMENT", async () => {
 test("a server killed mid-request rejects what was pending with CONNECTION_ERROR, no hang", async () => {
   const { server, mc } = await oneServer({ timeout: 5000, deadRetry: 0.2 });
   assert.equal(await mc.set("k", "v"), true);
-  server.pause(); // the request reaches the socket but is not answered...
+  await server.pause(); // the request reaches the socket but is not answered...
   const pending = Promise.allSettled([mc.get("k"), mc.set("k2", "v"), mc.getMulti(["a", "b"])]);
   await new Promise((r) => setTimeout(r, 100));
   const started = Date.now();
@@ -128,7 +128,7 @@ test("an idle connection closed by a restart is reopened without marking the ser
 test("a hung server: every pending call rejects with TIMEOUT after `timeout`", async () => {
   const { server, mc } = await oneServer({ timeout: 300, deadRetry: 0.2 });
   assert.equal(await mc.set("k", "v"), true);
-  server.pause();
+  await server.pause();
   const started = Date.now();
   const results = await Promise.allSettled([mc.get("k"), mc.get("k2"), mc.set("k3", 1)]);
   const elapsed = Date.now() - started;
@@ -178,7 +178,7 @@ test("failover on: a dead server's keys re-hash to a live one (python-memcached'
 
 test("close rejects pending calls and later ones with CLOSED", async () => {
   const { server, mc } = await oneServer();
-  server.pause();
+  await server.pause();
   const pending = mc.get("k");
   await new Promise((r) => setTimeout(r, 50));
   mc.close();
@@ -228,7 +228,7 @@ test("a script exits once its calls are answered (no close needed), and not befo
   assert.equal(answered.status, 0, answered.out);
   assert.equal(answered.out.trim(), "v");
   assert.ok(answered.ms < 2500, `took ${answered.ms} ms to exit`);
-  server.pause();
+  await server.pause();
   const hung = await run();
   server.resume();
   assert.equal(hung.status, 1);

@@ -1,11 +1,25 @@
 // Starts the real processes the end-to-end tests talk to: memcached on free loopback
 // ports (`-U 0 -l 127.0.0.1`), each stopped by its process id when the test ends.
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** How long a freshly started server may take to accept connections. */
 const START_TIMEOUT_MS = 5000;
+
+/** How long memcached's threads may take to all reach the stopped state after SIGSTOP. */
+const STOP_TIMEOUT_MS = 5000;
+
+/** Whether every thread of `pid` is stopped ('T' in /proc/PID/task/TID/stat). */
+function allThreadsStopped(pid) {
+  const tasks = readdirSync(`/proc/${pid}/task`);
+  // The state is the field after the command name, which is in parentheses and may hold spaces.
+  return tasks.every((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] === "T";
+  });
+}
 
 /** A port nobody listens on right now (bind port 0, read it, close). */
 export function freePort() {
@@ -66,8 +80,19 @@ export class Memcached {
     await exited;
   }
 
-  /** SIGSTOP: the server keeps its sockets but answers nothing (a hung server). */
-  pause() { this.child.kill("SIGSTOP"); }
+  /** SIGSTOP: the server keeps its sockets but answers nothing (a hung server). Resolves
+   *  once every thread has stopped: the kernel stops a multi-threaded process's threads one
+   *  by one after kill() returns, and under CPU load memcached's worker thread answered
+   *  requests sent after SIGSTOP in CI-like runs, so a test could never see it hang. */
+  async pause() {
+    const pid = this.child.pid;
+    this.child.kill("SIGSTOP");
+    const until = Date.now() + STOP_TIMEOUT_MS;
+    while (!allThreadsStopped(pid)) {
+      if (Date.now() > until) throw new Error(`memcached ${pid} did not stop within ${STOP_TIMEOUT_MS} ms of SIGSTOP`);
+      await sleep(2);
+    }
+  }
   resume() { this.child.kill("SIGCONT"); }
 
   async restart() {
