@@ -868,8 +868,50 @@ fn failing_noreply_requests_stay_silent_so_replies_stay_in_step() {
     assert_eq!(items[0].data, b"abc");
 }
 
-/// Writes `line` in two writes with a pause after the first `split` bytes, so memcached
-/// sees a partial line, and returns what it answered (empty if it closed the connection).
+/// Waits until memcached has read all that was written on `stream`: its end of the
+/// connection in /proc/net/tcp (local address memcached's, remote this one's) has an empty
+/// receive queue. A fixed pause is not enough: under CPU load memcached could read both
+/// halves of a split line at once and see it whole.
+fn wait_until_read(stream: &std::net::TcpStream) {
+    let hex = |address: std::net::SocketAddr| match address {
+        std::net::SocketAddr::V4(v4) => {
+            format!(
+                "{:08X}:{:04X}",
+                u32::from_ne_bytes(v4.ip().octets()),
+                v4.port()
+            )
+        }
+        other => panic!("memcached listens on IPv4 loopback, not {other}"),
+    };
+    let (server, client) = (
+        hex(stream.peer_addr().unwrap()),
+        hex(stream.local_addr().unwrap()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let receive_queue = table.lines().find_map(|row| {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            (fields.len() > 4 && fields[1] == server && fields[2] == client)
+                .then(|| fields[4].split(':').nth(1).map(str::to_owned))
+                .flatten()
+        });
+        match receive_queue.as_deref() {
+            // Gone: memcached read and already closed the connection, as it does on an
+            // over-long partial line.
+            Some("00000000") | None => return,
+            Some(_) => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "memcached did not read the first part within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Writes `line` in two writes, waiting after the first `split` bytes until memcached has
+/// read them, so it sees a partial line, and returns what it answered (empty if it closed the connection).
 fn answer_to_split_line(server: &Memcached, line: &[u8], split: usize) -> Vec<u8> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
@@ -878,7 +920,7 @@ fn answer_to_split_line(server: &Memcached, line: &[u8], split: usize) -> Vec<u8
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     stream.write_all(&line[..split]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until_read(&stream);
     // A write after memcached closed may fail; the read below tells what happened.
     let _ = stream.write_all(&line[split..]);
     let mut answer = Vec::new();
