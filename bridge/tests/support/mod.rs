@@ -94,19 +94,7 @@ impl Memcached {
     }
 
     fn try_pid(&self) -> Option<u32> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        stream.write_all(b"stats\r\n").ok()?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 8192];
-        while !reply.ends_with(b"END\r\n") {
-            let n = stream.read(&mut buf).ok()?;
-            if n == 0 {
-                return None;
-            }
-            reply.extend_from_slice(&buf[..n]);
-        }
-        let reply = String::from_utf8_lossy(&reply);
+        let reply = self.stats_then_quit()?;
         reply
             .lines()
             .find_map(|l| l.strip_prefix("STAT pid "))?
@@ -121,14 +109,27 @@ impl Memcached {
 
     /// One `stats` value, read over a direct TCP connection.
     pub fn stat(&self, name: &str) -> u64 {
-        let reply = self.direct(b"stats\r\n", b"END\r\n");
-        let reply = String::from_utf8(reply).unwrap();
+        let reply = self.stats_then_quit().expect("memcached answers stats");
         let prefix = format!("STAT {name} ");
         let line = reply
             .lines()
             .find(|l| l.starts_with(&prefix))
             .unwrap_or_else(|| panic!("no stat {name}"));
         line[prefix.len()..].trim().parse().unwrap()
+    }
+
+    /// `stats` over a connection of its own that memcached has closed by the time this
+    /// returns (`quit`, then read to the end): a connection merely dropped here stays in
+    /// memcached's `curr_connections` until its worker thread notices, which under CPU load
+    /// made the next count one too high. None if memcached did not answer in full.
+    fn stats_then_quit(&self) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(b"stats\r\nquit\r\n").ok()?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).ok()?;
+        let reply = String::from_utf8(reply).ok()?;
+        reply.ends_with("END\r\n").then_some(reply)
     }
 
     /// Sends `request` straight to memcached and reads until the reply ends with `until`.
