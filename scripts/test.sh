@@ -23,10 +23,10 @@ scripts/build-wasm.sh
 scripts/build-www.sh
 
 stage "node: the npm package memcache-wasm end to end (TCP, bridge, python-memcached interop, npm pack)"
-node --test tests/node/
+node --test --test-timeout=120000 tests/node/
 
 stage "browser: the dashboard in headless chromium against a real bridge and memcached"
-node --test tests/browser/
+node --test --test-timeout=180000 tests/browser/
 
 stage "bench: smoke run, every contender and workload once with tiny counts (the full run is by hand: bench/README.md)"
 node bench/run.mjs --smoke --no-build
