@@ -363,8 +363,9 @@ fn flush_all_now_and_with_a_delay() {
         client
             .call(&Request::FlushAll {
                 // memcached's clock ticks once a second and a delay of d takes effect
-                // d - 1 ticks on: 3 leaves at least a full second to see the item.
-                delay: Some(3),
+                // d - 1 ticks on: 5 leaves at least three seconds to see the item, enough
+                // for a test thread descheduled on a loaded 2-core machine.
+                delay: Some(5),
                 noreply: false
             })
             .unwrap(),
@@ -375,9 +376,9 @@ fn flush_all_now_and_with_a_delay() {
         Some(b"2".to_vec()),
         "still there before the delay"
     );
-    let deadline = Instant::now() + Duration::from_secs(8);
+    let deadline = Instant::now() + Duration::from_secs(12);
     while get(&mut client, b"b").is_some() {
-        assert!(Instant::now() < deadline, "flush_all 3 did not take effect");
+        assert!(Instant::now() < deadline, "flush_all 5 did not take effect");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
