@@ -1,6 +1,6 @@
 //! The `#[wasm_bindgen]` surface: converts the JavaScript options into an
 //! [`EngineConfig`] and passes batches and chunks through to [`crate::engine::Engine`].
-//! No logic lives here; errors cross as `Error` objects whose message is `CODE: text`.
+//! No logic lives here; errors cross as data ([`EngineError`]: a code and a message).
 //!
 //! Bytes cross through two buffers the engine keeps in wasm memory: JavaScript writes a
 //! batch or a chunk where `input(len)` points, calls `submit(len)` / `receive(server, len)`,
@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::codec::{CodecOptions, Serializer};
 use crate::distribution::HashFunction;
-use crate::engine::{self, DistributionKind, EngineConfig};
+use crate::engine::{self, DistributionKind, EngineConfig, Timing};
 use crate::error::Error;
 
 /// python-memcached reads pickles of protocols 0-5; 2 is the newest that Python 2 reads
@@ -36,8 +36,41 @@ fn short_input(len: u32) -> Error {
     ))
 }
 
-fn to_js(error: Error) -> JsError {
-    JsError::new(&format!("{}: {}", error.code(), error))
+/// An error thrown across the binding, as data: JavaScript reads `code` and `message` and
+/// builds the MemcacheError subclass of the code (no text to parse).
+#[wasm_bindgen]
+pub struct EngineError {
+    code: &'static str,
+    message: String,
+}
+
+#[wasm_bindgen]
+impl EngineError {
+    #[wasm_bindgen(getter)]
+    pub fn code(&self) -> String {
+        self.code.to_string()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn message(&self) -> String {
+        self.message.clone()
+    }
+}
+
+fn to_js(error: Error) -> EngineError {
+    EngineError {
+        code: error.code(),
+        message: error.to_string(),
+    }
+}
+
+/// A millisecond count from JavaScript (a clock reading or an option) as the core's u64.
+fn millis(ms: f64) -> u64 {
+    if ms.is_finite() && ms > 0.0 {
+        ms as u64
+    } else {
+        0
+    }
 }
 
 #[wasm_bindgen]
@@ -51,6 +84,7 @@ pub struct Engine {
 impl Engine {
     /// `distribution`: "modula" | "ketama"; `hash`: "crc32" | "crc32-old" | "custom" (then
     /// `rehash` is the caller's function); `serializer`: "json" | "pickle" | "custom".
+    /// Times are milliseconds; the JavaScript layer has checked every option already.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -61,9 +95,13 @@ impl Engine {
         serializer: &str,
         min_compress_len: u32,
         max_value_size: u32,
+        max_item_size: u32,
         failover: bool,
+        timeout_ms: f64,
+        connect_timeout_ms: f64,
+        dead_retry_ms: f64,
         rehash: Option<HashCallback>,
-    ) -> Result<Engine, JsError> {
+    ) -> Result<Engine, EngineError> {
         if addresses.len() != weights.len() {
             return Err(to_js(Error::BadArgument("one weight per server".into())));
         }
@@ -125,7 +163,13 @@ impl Engine {
                 max_value_size: max_value_size as usize,
                 ..CodecOptions::default()
             },
+            max_item_size: max_item_size as usize,
             failover,
+            timing: Timing {
+                timeout_ms: millis(timeout_ms),
+                connect_timeout_ms: millis(connect_timeout_ms),
+                dead_retry_ms: millis(dead_retry_ms),
+            },
         };
         engine::Engine::new(config)
             .map(|inner| Engine {
@@ -143,58 +187,85 @@ impl Engine {
         self.input.as_mut_ptr()
     }
 
-    /// Where the last result lies; its length is what `submit` / `receive` returned.
+    /// Where the last output lies; its length is what the last call returned.
     pub fn output(&self) -> *const u8 {
         self.output.as_ptr()
     }
 
-    /// The batch in the first `len` input bytes in, the submit result out (formats: engine.rs).
-    pub fn submit(&mut self, len: u32) -> Result<u32, JsError> {
+    /// The batch in the first `len` input bytes (formats: engine/command.rs).
+    pub fn submit(&mut self, now: f64, len: u32) -> Result<u32, EngineError> {
         let batch = self
             .input
             .get(..len as usize)
             .ok_or_else(|| to_js(short_input(len)))?;
         self.inner
-            .submit_into(batch, &mut self.output)
+            .submit(millis(now), batch, &mut self.output)
             .map_err(to_js)?;
         Ok(self.output.len() as u32)
     }
 
-    /// The chunk from server `server` in the first `len` input bytes in, the records of the
-    /// replies it completed out.
-    pub fn receive(&mut self, server: u32, len: u32) -> Result<u32, JsError> {
+    /// The chunk from server `server` in the first `len` input bytes.
+    pub fn receive(&mut self, now: f64, server: u32, len: u32) -> Result<u32, EngineError> {
         let chunk = self
             .input
             .get(..len as usize)
             .ok_or_else(|| to_js(short_input(len)))?;
         self.inner
-            .receive_into(server as usize, chunk, &mut self.output)
+            .receive(millis(now), server as usize, chunk, &mut self.output)
             .map_err(to_js)?;
         Ok(self.output.len() as u32)
+    }
+
+    /// The socket a CONNECT asked for is open.
+    pub fn connected(&mut self, now: f64, server: u32) -> Result<u32, EngineError> {
+        self.inner
+            .connected(millis(now), server as usize, &mut self.output)
+            .map_err(to_js)?;
+        Ok(self.output.len() as u32)
+    }
+
+    /// The server's socket failed or closed; `kind` is a LinkFailure number.
+    #[wasm_bindgen(js_name = connectionLost)]
+    pub fn connection_lost(
+        &mut self,
+        now: f64,
+        server: u32,
+        kind: u8,
+        message: &str,
+    ) -> Result<u32, EngineError> {
+        self.inner
+            .connection_lost(
+                millis(now),
+                server as usize,
+                kind,
+                message,
+                &mut self.output,
+            )
+            .map_err(to_js)?;
+        Ok(self.output.len() as u32)
+    }
+
+    /// The time the last output's `wake` named has come.
+    #[wasm_bindgen(js_name = handleTimeout)]
+    pub fn handle_timeout(&mut self, now: f64) -> u32 {
+        self.inner.handle_timeout(millis(now), &mut self.output);
+        self.output.len() as u32
     }
 
     /// The index of the server `key` goes to now (routing as `submit` does it); `hash` is
     /// the caller's hash of the key, given exactly when the client has a custom hash
     /// function. Not on a hot path: a dashboard asks this once per key it shows.
     #[wasm_bindgen(js_name = serverForKey)]
-    pub fn server_for_key(&self, key: &str, hash: Option<u32>) -> Result<u32, JsError> {
+    pub fn server_for_key(&self, key: &str, hash: Option<u32>) -> Result<u32, EngineError> {
         self.inner
             .server_for_key(key.as_bytes(), hash)
             .map(|server| server as u32)
             .map_err(to_js)
     }
 
-    #[wasm_bindgen(js_name = markDead)]
-    pub fn mark_dead(&mut self, server: u32) {
-        self.inner.mark_dead(server as usize);
-    }
-
-    #[wasm_bindgen(js_name = markAlive)]
-    pub fn mark_alive(&mut self, server: u32) {
-        self.inner.mark_alive(server as usize);
-    }
-
-    pub fn reset(&mut self, server: u32) {
-        self.inner.reset(server as usize);
+    /// Whether routing sends keys to the server now.
+    #[wasm_bindgen(js_name = isUp)]
+    pub fn is_up(&self, server: u32) -> bool {
+        self.inner.is_up(server as usize)
     }
 }

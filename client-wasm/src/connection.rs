@@ -18,19 +18,23 @@ use crate::response::{Response, ResponseParser};
 /// memcached's default item size limit (`-I 1m`), for callers that do not know better.
 pub const DEFAULT_MAX_ITEM_SIZE: usize = 1024 * 1024;
 
-/// One request that is waiting for its reply.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
+/// One request that is waiting for its reply, with the caller's tag for it.
+#[derive(Debug)]
+struct Pending<T> {
     expect: Expect,
     max_values: usize,
+    tag: T,
 }
 
-/// Per-server connection state.
+/// Per-server connection state. `T` is what the caller needs back with each reply (the
+/// engine's record of which op a request serves and when it is due): the one queue of a
+/// connection, so replies and their callers cannot drift apart.
 #[derive(Debug)]
-pub struct Connection {
+pub struct Connection<T = ()> {
     outbound: Vec<u8>,
-    pending: VecDeque<Pending>,
+    pending: VecDeque<Pending<T>>,
     parser: ResponseParser,
+    /// Completed replies for callers of the untagged API ([`Connection::receive`]).
     ready: VecDeque<Response>,
     /// Set by the first malformed reply: after it the byte stream cannot be trusted, so
     /// every later `receive` fails the same way until `reset`.
@@ -38,9 +42,17 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// `max_item_size` is the server's item limit: a reply announcing a larger value is
-    /// malformed.
+    /// A connection whose callers match replies to requests themselves (no tags).
+    /// `max_item_size` is the largest value kept from a reply; larger ones are read past
+    /// and marked ([`crate::response::Item::skipped`]).
     pub fn new(max_item_size: usize) -> Self {
+        Connection::tagged(max_item_size)
+    }
+}
+
+impl<T> Connection<T> {
+    /// A connection whose pending requests carry the caller's tags.
+    pub fn tagged(max_item_size: usize) -> Self {
         Connection {
             outbound: Vec::new(),
             pending: VecDeque::new(),
@@ -51,16 +63,17 @@ impl Connection {
     }
 
     /// Encodes `request` after the requests already waiting to be written and, unless it
-    /// is noreply or quit, queues the reply it expects. A request that cannot be encoded
-    /// (bad key, bad stats arguments, a get without keys) is refused and leaves the
-    /// connection as it was.
-    pub fn push(&mut self, request: &Request) -> Result<()> {
+    /// is noreply or quit, queues the reply it expects with `tag`. A request that cannot
+    /// be encoded (bad key, bad stats arguments, a get without keys) is refused and leaves
+    /// the connection as it was.
+    pub fn push_tagged(&mut self, request: &Request, tag: T) -> Result<()> {
         request.encode(&mut self.outbound)?;
         let expect = request.expects();
         if expect != Expect::Nothing {
             self.pending.push_back(Pending {
                 expect,
                 max_values: request.max_values(),
+                tag,
             });
         }
         Ok(())
@@ -75,22 +88,17 @@ impl Connection {
         !self.outbound.is_empty()
     }
 
-    /// Takes bytes that arrived, in any chunking down to one byte. Whole replies in the
-    /// chunk are parsed where they lie; only an unfinished line is kept (values are copied
-    /// once, into their `Item`). Completed responses wait in [`Connection::next_response`].
-    /// A malformed reply, or bytes when no request waits, is [`Error::Protocol`]: the
-    /// connection must then be closed and [`Connection::reset`]. Responses completed
-    /// before the malformed bytes are still delivered.
-    pub fn receive(&mut self, chunk: &[u8]) -> Result<()> {
-        let mut ready = std::mem::take(&mut self.ready);
-        let received = self.receive_each(chunk, |response| ready.push_back(response));
-        self.ready = ready;
-        received
-    }
-
-    /// Like [`Connection::receive`], but hands each completed response to `deliver` at
-    /// once, in request order, instead of queueing it.
-    pub fn receive_each(&mut self, chunk: &[u8], mut deliver: impl FnMut(Response)) -> Result<()> {
+    /// Takes bytes that arrived, in any chunking down to one byte, and hands each
+    /// completed reply to `deliver` with its request's tag, in request order. Whole replies
+    /// in the chunk are parsed where they lie; only an unfinished line is kept (values are
+    /// copied once, into their `Item`). A malformed reply, or bytes when no request waits,
+    /// is [`Error::Protocol`]: the connection must then be closed and reset. Replies
+    /// completed before the malformed bytes are still delivered.
+    pub fn receive_tagged(
+        &mut self,
+        chunk: &[u8],
+        mut deliver: impl FnMut(T, Response),
+    ) -> Result<()> {
         if let Some(error) = &self.broken {
             return Err(error.clone());
         }
@@ -111,8 +119,9 @@ impl Connection {
                 Ok((used, reply)) => {
                     pos += used;
                     if let Some(reply) = reply {
-                        self.pending.pop_front();
-                        deliver(reply);
+                        if let Some(done) = self.pending.pop_front() {
+                            deliver(done.tag, reply);
+                        }
                     }
                 }
                 Err(error) => return Err(self.break_with(error)),
@@ -121,34 +130,73 @@ impl Connection {
         Ok(())
     }
 
-    /// The oldest completed response, if any.
-    pub fn next_response(&mut self) -> Option<Response> {
-        self.ready.pop_front()
-    }
-
     /// Requests still waiting for their reply (noreply requests never wait).
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
 
+    /// The tag of the oldest request waiting for its reply: the next one answered.
+    pub fn oldest(&self) -> Option<&T> {
+        self.pending.front().map(|p| &p.tag)
+    }
+
+    /// The tag of the request pushed last, while it waits.
+    pub fn newest_mut(&mut self) -> Option<&mut T> {
+        self.pending.back_mut().map(|p| &mut p.tag)
+    }
+
+    /// The tags of every request waiting, oldest first.
+    pub fn waiting(&self) -> impl Iterator<Item = &T> {
+        self.pending.iter().map(|p| &p.tag)
+    }
+
     /// The socket died: forget the partial reply, the requests not yet written and the
-    /// requests waiting for a reply. Returns how many were waiting: they will never be
-    /// answered and their callers must be told. Responses already completed stay
-    /// available from [`Connection::next_response`]; they answer the oldest requests.
-    /// noreply requests whose bytes were not yet taken are dropped with the buffer, like
-    /// any noreply write on a connection that dies.
-    pub fn reset(&mut self) -> usize {
-        let waiting = self.pending.len();
+    /// requests waiting for a reply, whose tags are returned oldest first: they will never
+    /// be answered and their callers must be told. Responses already completed for the
+    /// untagged API stay available from [`Connection::next_response`]. noreply requests
+    /// whose bytes were not yet taken are dropped with the buffer, like any noreply write
+    /// on a connection that dies.
+    pub fn reset_tagged(&mut self) -> Vec<T> {
         self.outbound = Vec::new();
-        self.pending.clear();
         self.parser.reset();
         self.broken = None;
-        waiting
+        self.pending.drain(..).map(|p| p.tag).collect()
     }
 
     fn break_with(&mut self, error: Error) -> Error {
         self.broken = Some(error.clone());
         error
+    }
+}
+
+/// The untagged API, for callers that match replies to requests themselves.
+impl<T: Default> Connection<T> {
+    pub fn push(&mut self, request: &Request) -> Result<()> {
+        self.push_tagged(request, T::default())
+    }
+
+    /// Like [`Connection::receive_tagged`]; completed responses wait in
+    /// [`Connection::next_response`].
+    pub fn receive(&mut self, chunk: &[u8]) -> Result<()> {
+        let mut ready = std::mem::take(&mut self.ready);
+        let received = self.receive_tagged(chunk, |_, response| ready.push_back(response));
+        self.ready = ready;
+        received
+    }
+
+    /// Hands each completed response to `deliver` at once, in request order.
+    pub fn receive_each(&mut self, chunk: &[u8], mut deliver: impl FnMut(Response)) -> Result<()> {
+        self.receive_tagged(chunk, |_, response| deliver(response))
+    }
+
+    /// The oldest completed response, if any.
+    pub fn next_response(&mut self) -> Option<Response> {
+        self.ready.pop_front()
+    }
+
+    /// [`Connection::reset_tagged`], returning how many requests were waiting.
+    pub fn reset(&mut self) -> usize {
+        self.reset_tagged().len()
     }
 }
 
@@ -175,7 +223,7 @@ mod tests {
 
     #[test]
     fn pushed_requests_go_out_as_one_write_and_replies_match_in_order() {
-        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        let mut connection: Connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
         assert!(!connection.has_outbound());
         connection.push(&set(b"a", b"1", false)).unwrap();
         connection.push(&set(b"q", b"2", true)).unwrap();
@@ -211,7 +259,8 @@ mod tests {
                     key: b"a".to_vec(),
                     flags: 0,
                     cas: None,
-                    data: b"1".to_vec()
+                    data: b"1".to_vec(),
+                    skipped: None,
                 }]),
                 Response::Deleted,
             ]
@@ -222,7 +271,7 @@ mod tests {
     fn replies_split_anywhere_come_out_whole() {
         let reply = b"STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\nDELETED\r\n";
         for split in 0..=reply.len() {
-            let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+            let mut connection: Connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
             connection.push(&set(b"a", b"1", false)).unwrap();
             connection.push(&Request::Get { keys: &[b"a"] }).unwrap();
             connection
@@ -240,7 +289,7 @@ mod tests {
 
     #[test]
     fn receive_each_delivers_at_once() {
-        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        let mut connection: Connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
         connection.push(&Request::Version).unwrap();
         connection
             .push(&Request::FlushAll {
@@ -258,17 +307,17 @@ mod tests {
 
     #[test]
     fn bytes_with_nothing_pending_are_a_protocol_error() {
-        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        let mut connection: Connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
         let error = connection.receive(b"STORED\r\n").unwrap_err();
         assert!(matches!(error, Error::Protocol(_)), "{error:?}");
 
-        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        let mut connection: Connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
         connection.push(&set(b"k", b"v", true)).unwrap();
         connection.push(&Request::Quit).unwrap();
         assert_eq!(connection.pending(), 0);
         assert!(matches!(connection.receive(b"S"), Err(Error::Protocol(_))));
 
-        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        let mut connection: Connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
         connection.push(&Request::Version).unwrap();
         let error = connection.receive(b"VERSION 1\r\nSTORED\r\n").unwrap_err();
         assert!(matches!(error, Error::Protocol(_)), "{error:?}");
@@ -277,7 +326,7 @@ mod tests {
 
     #[test]
     fn a_broken_connection_stays_broken_until_reset() {
-        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        let mut connection: Connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
         connection.push(&Request::Version).unwrap();
         connection.push(&Request::Version).unwrap();
         connection.push(&Request::Version).unwrap();
@@ -296,7 +345,7 @@ mod tests {
 
     #[test]
     fn reset_drops_partial_replies_and_unsent_requests() {
-        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        let mut connection: Connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
         connection.push(&Request::Get { keys: &[b"a"] }).unwrap();
         connection.receive(b"VALUE a 0 10\r\nhalf").unwrap();
         connection.push(&Request::Version).unwrap();
@@ -309,7 +358,7 @@ mod tests {
 
     #[test]
     fn a_refused_request_leaves_nothing_behind() {
-        let mut connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
+        let mut connection: Connection = Connection::new(DEFAULT_MAX_ITEM_SIZE);
         connection.push(&Request::Version).unwrap();
         let error = connection
             .push(&Request::Get {
@@ -322,12 +371,40 @@ mod tests {
     }
 
     #[test]
-    fn the_item_limit_applies_to_replies() {
-        let mut connection = Connection::new(4);
+    fn a_value_over_the_item_limit_fails_alone_and_the_next_reply_is_in_step() {
+        let mut connection: Connection = Connection::new(4);
         connection.push(&Request::Get { keys: &[b"a"] }).unwrap();
-        assert!(matches!(
-            connection.receive(b"VALUE a 0 5\r\n"),
-            Err(Error::Protocol(_))
-        ));
+        connection.push(&Request::Version).unwrap();
+        connection
+            .receive(b"VALUE a 0 5\r\n12345\r\nEND\r\nVERSION 1.6\r\n")
+            .unwrap();
+        let Some(Response::Values(items)) = connection.next_response() else {
+            panic!("values first")
+        };
+        assert_eq!(items[0].skipped, Some(5));
+        assert_eq!(
+            connection.next_response(),
+            Some(Response::Version("1.6".into()))
+        );
+    }
+
+    #[test]
+    fn replies_come_back_with_their_tags_and_reset_returns_the_waiting_ones() {
+        let mut connection: Connection<u32> = Connection::tagged(DEFAULT_MAX_ITEM_SIZE);
+        connection.push_tagged(&Request::Version, 1).unwrap();
+        connection.push_tagged(&Request::Version, 2).unwrap();
+        connection.push_tagged(&Request::Version, 3).unwrap();
+        assert_eq!(connection.oldest(), Some(&1));
+        let mut got = Vec::new();
+        connection
+            .receive_tagged(b"VERSION a\r\n", |tag, r| got.push((tag, r)))
+            .unwrap();
+        assert_eq!(got, vec![(1, Response::Version("a".into()))]);
+        assert_eq!(
+            connection.waiting().copied().collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert_eq!(connection.reset_tagged(), vec![2, 3]);
+        assert_eq!(connection.pending(), 0);
     }
 }

@@ -68,6 +68,25 @@ pub enum Error {
     /// pipeline other commands before metadump`.
     #[error("server refused the metadump: {0}")]
     MetadumpRefused(String),
+
+    /// The connection to a server could not be made or broke; the text says how (and, for
+    /// TLS or a bridge, which layer).
+    #[error("{0}")]
+    Connection(String),
+
+    /// A request got no reply within the client's `timeout`, or a connection was not made
+    /// within `connectTimeout`: the connection was dropped.
+    #[error("{0}")]
+    Timeout(String),
+
+    /// memcached answered NOT_STORED, EXISTS or NOT_FOUND to one key of a set_multi.
+    #[error("memcached answered {reply}: the value was not stored")]
+    NotStored { reply: &'static str },
+
+    /// A memcache-bridge refused the WebSocket (Origin, token, or its policy); not a dead
+    /// server: the next call asks again.
+    #[error("{0}")]
+    BridgeRefused(String),
 }
 
 impl Error {
@@ -85,6 +104,59 @@ impl Error {
             Error::NoServer { .. } => "NO_SERVER",
             Error::BadArgument(_) => "BAD_ARGUMENT",
             Error::MetadumpRefused(_) => "METADUMP_REFUSED",
+            Error::Connection(_) => "CONNECTION_ERROR",
+            Error::Timeout(_) => "TIMEOUT",
+            Error::NotStored { .. } => "NOT_STORED",
+            Error::BridgeRefused(_) => "BRIDGE_REFUSED",
+        }
+    }
+
+    /// The error's number on the binding's wire: its position in [`Error::CODES`].
+    pub fn wire_code(&self) -> u8 {
+        match self {
+            Error::BadKey { .. } => 0,
+            Error::ValueTooLarge { .. } => 1,
+            Error::NotSerializable(_) => 2,
+            Error::Decode { .. } => 3,
+            Error::Protocol(_) => 4,
+            Error::UnknownCommand => 5,
+            Error::ClientError(_) => 6,
+            Error::ServerError(_) => 7,
+            Error::NoServer { .. } => 8,
+            Error::BadArgument(_) => 9,
+            Error::MetadumpRefused(_) => 10,
+            Error::Connection(_) => 11,
+            Error::Timeout(_) => 12,
+            Error::NotStored { .. } => 13,
+            Error::BridgeRefused(_) => 14,
+        }
+    }
+
+    /// Every code, in wire order: the table the JavaScript side is generated from.
+    pub const CODES: [&'static str; 15] = [
+        "BAD_KEY",
+        "VALUE_TOO_LARGE",
+        "NOT_SERIALIZABLE",
+        "DECODE_ERROR",
+        "PROTOCOL_ERROR",
+        "UNKNOWN_COMMAND",
+        "CLIENT_ERROR",
+        "SERVER_ERROR",
+        "NO_SERVER",
+        "BAD_ARGUMENT",
+        "METADUMP_REFUSED",
+        "CONNECTION_ERROR",
+        "TIMEOUT",
+        "NOT_STORED",
+        "BRIDGE_REFUSED",
+    ];
+
+    /// The key this error is about, when it is about one key.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Error::BadKey { key, .. } | Error::ValueTooLarge { key, .. } => Some(key),
+            Error::NoServer { key } if !key.is_empty() => Some(key),
+            _ => None,
         }
     }
 
@@ -101,5 +173,48 @@ fn for_key(key: &str) -> String {
         ": every server asked for is marked dead".into()
     } else {
         format!(" for key {key:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_codes_index_the_code_table() {
+        let samples = [
+            Error::BadKey {
+                key: "k".into(),
+                rule: KeyRule::Empty,
+            },
+            Error::ValueTooLarge {
+                key: "k".into(),
+                size: 2,
+                limit: 1,
+            },
+            Error::NotSerializable("x".into()),
+            Error::Decode {
+                flags: 1,
+                reason: "x".into(),
+            },
+            Error::Protocol("x".into()),
+            Error::UnknownCommand,
+            Error::ClientError("x".into()),
+            Error::ServerError("x".into()),
+            Error::NoServer { key: "k".into() },
+            Error::BadArgument("x".into()),
+            Error::MetadumpRefused("x".into()),
+            Error::Connection("x".into()),
+            Error::Timeout("x".into()),
+            Error::NotStored {
+                reply: "NOT_STORED",
+            },
+            Error::BridgeRefused("x".into()),
+        ];
+        assert_eq!(samples.len(), Error::CODES.len());
+        for (i, error) in samples.iter().enumerate() {
+            assert_eq!(usize::from(error.wire_code()), i);
+            assert_eq!(Error::CODES[i], error.code());
+        }
     }
 }

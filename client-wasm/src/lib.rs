@@ -14,5 +14,6 @@ pub mod error;
 pub mod keys;
 pub mod request;
 pub mod response;
+pub mod wire;
 
 pub use error::{Error, KeyRule, Result};

@@ -34,6 +34,10 @@ pub struct Item {
     /// The cas unique, present in replies to gets and gats.
     pub cas: Option<u64>,
     pub data: Vec<u8>,
+    /// The announced length of a value over the reader's item limit: its bytes were read
+    /// past and not kept (`data` is empty), so the connection stays in step and only
+    /// this key fails.
+    pub skipped: Option<usize>,
 }
 
 /// One whole reply.
@@ -115,18 +119,22 @@ enum State {
     Metadump(Vec<String>, usize),
 }
 
-/// A VALUE block whose header is read and whose data is being copied.
+/// A VALUE block whose header is read and whose data is being copied (or, over the
+/// item limit, counted and dropped).
 #[derive(Debug)]
 struct Block {
     item: Item,
     len: usize,
+    /// Bytes of the data seen so far.
+    seen: usize,
     /// How many bytes of the `\r\n` after the data have been seen.
     trailer: usize,
 }
 
 impl ResponseParser {
-    /// `max_item_size` is the largest value a VALUE block may announce: the server's item
-    /// limit, so a corrupt length cannot make us reserve gigabytes.
+    /// `max_item_size` is the largest value kept from a VALUE block; a larger one is read
+    /// past without keeping its bytes ([`Item::skipped`]), so a large item stored by
+    /// another client fails that key alone and no length can make us reserve gigabytes.
     pub fn new(max_item_size: usize) -> Self {
         ResponseParser {
             max_item_size,
@@ -213,11 +221,14 @@ impl Block {
     /// Copies what `input` holds of the data and checks the `\r\n` after it; returns how
     /// many bytes it used.
     fn fill(&mut self, input: &[u8]) -> Result<usize> {
-        let missing = self.len - self.item.data.len();
+        let missing = self.len - self.seen;
         let take = missing.min(input.len());
-        self.item.data.extend_from_slice(&input[..take]);
+        if self.item.skipped.is_none() {
+            self.item.data.extend_from_slice(&input[..take]);
+        }
+        self.seen += take;
         let mut used = take;
-        while self.item.data.len() == self.len && self.trailer < 2 && used < input.len() {
+        while self.seen == self.len && self.trailer < 2 && used < input.len() {
             let want = b"\r\n"[self.trailer];
             if input[used] != want {
                 return Err(Error::Protocol(format!(
@@ -383,6 +394,7 @@ fn on_values_line(state: &mut State, line: &[u8], limits: &Limits) -> Result<Opt
     *block = Some(Block {
         item,
         len,
+        seen: 0,
         trailer: 0,
     });
     Ok(None)
@@ -407,20 +419,18 @@ fn parse_value_header(header: &[u8], max_item_size: usize) -> Result<(Item, usiz
     let (Some(key), Some(flags), Some(len), None) = (key, flags, len, fields.next()) else {
         return Err(malformed());
     };
-    let len = match usize::try_from(len) {
-        Ok(len) if len <= max_item_size => len,
-        _ => {
-            return Err(Error::Protocol(format!(
-                "VALUE for key {:?} announces {len} bytes, over the item limit of {max_item_size}",
-                Error::key_text(key)
-            )))
-        }
+    let len = usize::try_from(len).map_err(|_| malformed())?;
+    let (data, skipped) = if len <= max_item_size {
+        (Vec::with_capacity(len), None)
+    } else {
+        (Vec::new(), Some(len))
     };
     let item = Item {
         key: key.to_vec(),
         flags,
         cas,
-        data: Vec::with_capacity(len),
+        data,
+        skipped,
     };
     Ok((item, len))
 }
@@ -591,6 +601,7 @@ mod tests {
             flags,
             cas,
             data: data.to_vec(),
+            skipped: None,
         }
     }
 
@@ -813,23 +824,34 @@ mod tests {
     }
 
     #[test]
-    fn a_value_over_the_item_limit_is_refused_before_reading_it() {
-        let message = protocol_error(
-            format!("VALUE k 0 {}\r\n", LIMIT + 1).as_bytes(),
-            Expect::Values,
-            1,
-        );
-        assert!(message.contains("item limit"), "{message}");
+    fn a_value_over_the_item_limit_is_read_past_and_marked_skipped() {
+        let mut reply = format!("VALUE big 0 {}\r\n", LIMIT + 1).into_bytes();
+        reply.extend(std::iter::repeat(b'x').take(LIMIT + 1));
+        reply.extend_from_slice(b"\r\nVALUE small 0 2\r\nok\r\nEND\r\n");
+        // Fed a byte at a time too: the skipping keeps its count between chunks.
+        for chunk in [reply.len(), 7] {
+            let mut parser = ResponseParser::new(LIMIT);
+            let mut got = None;
+            for piece in reply.chunks(chunk) {
+                let mut at = 0;
+                while at < piece.len() {
+                    let (used, response) = parser.parse(Expect::Values, 2, &piece[at..]).unwrap();
+                    at += used;
+                    if response.is_some() {
+                        got = response;
+                    }
+                }
+            }
+            let Some(Response::Values(items)) = got else {
+                panic!("no values")
+            };
+            assert_eq!(items.len(), 2);
+            assert_eq!(items[0].skipped, Some(LIMIT + 1));
+            assert!(items[0].data.is_empty(), "nothing of it is kept");
+            assert_eq!(items[1].data, b"ok");
+            assert_eq!(items[1].skipped, None);
+        }
         protocol_error(b"VALUE k 0 99999999999999999999\r\n", Expect::Values, 1);
-        assert_eq!(
-            parse_response(
-                format!("VALUE k 0 {LIMIT}\r\n").as_bytes(),
-                Expect::Values,
-                1,
-                LIMIT
-            ),
-            Ok(None)
-        );
     }
 
     #[test]

@@ -113,6 +113,7 @@ fn item() -> impl Strategy<Value = Item> {
             flags,
             cas,
             data,
+            skipped: None,
         })
 }
 
@@ -370,6 +371,7 @@ fn a_large_multi_get_fed_one_byte_at_a_time_stays_linear() {
             flags: 0,
             cas: Some(i as u64),
             data: vec![b'a' + (i % 26) as u8; VALUE_SIZE],
+            skipped: None,
         })
         .collect();
     let bytes = render_values(&items);

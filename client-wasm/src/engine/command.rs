@@ -1,0 +1,264 @@
+//! The batch JavaScript hands to `submit`, decoded once into typed commands (mini-redis's
+//! `Command::from_frame`): every later step matches on a `Command`, never on an opcode.
+//! The whole batch is decoded before anything is queued, so a malformed batch queues
+//! nothing.
+//!
+//! ```text
+//! op    = opcode:u8 id:u32 opflags:u8 body      opflags bit 0 (OP_HASHED): every `key`
+//! key   = [hash:u32 if OP_HASHED] str             carries the caller's server hash
+//! value = kind:u8 str    kind: 0 bytes, 1 text (UTF-8), 2 int (8 bytes: f64 holding a safe
+//!                        integer), 3 long (decimal ASCII), 4 JSON text (stored as JSON or,
+//!                        with the pickle serializer, as a pickle), 5 a caller's serialized bytes
+//!  GET GETS INSPECT DELETE  key          TOUCH  key expiry:u32     INCR DECR  key delta:u64
+//!  GET_MULTI DELETE_MULTI   prefix:str count:u32 key*count
+//!  SET ADD REPLACE APPEND PREPEND  key expiry:u32 min_compress_len:u32 value
+//!  CAS          key expiry:u32 min_compress_len:u32 cas:u64 value
+//!  SET_MULTI    prefix:str expiry:u32 min_compress_len:u32 count:u32 (key value)*count
+//!  FLUSH_ALL delay:u32    STATS args:str (empty: none)    VERSION      (every live server)
+//!  METADUMP server:u16 scope:u8 class:u32   scope 0 all, 1 hash, 2 the slab class `class`
+//! ```
+//! Keys of multi ops are given without the prefix; hashes are of the full key.
+
+use crate::error::{Error, Result};
+use crate::request::{MetadumpScope, StorageVerb};
+use crate::wire::{self, kind, opcode, Reader};
+
+/// One key as the batch names it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRef<'a> {
+    /// The caller's server hash of the full key (prefix included), with a custom hash.
+    pub hash: Option<u32>,
+    pub key: &'a [u8],
+}
+
+/// A value to store as the batch carries it.
+#[derive(Debug, Clone, Copy)]
+pub struct ValueRef<'a> {
+    pub kind: u8,
+    pub data: &'a [u8],
+}
+
+/// What a single-key read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// `get`: the value.
+    Value,
+    /// `gets`: the value and its cas.
+    WithCas,
+    /// `gets`, answered with the raw flags, size and the server (the dashboard's inspect).
+    Inspect,
+}
+
+/// One typed command of a batch.
+#[derive(Debug)]
+pub enum Command<'a> {
+    Get(KeyRef<'a>, Read),
+    Delete(KeyRef<'a>),
+    Touch(KeyRef<'a>, u32),
+    Counter {
+        key: KeyRef<'a>,
+        delta: u64,
+        incr: bool,
+    },
+    Store {
+        verb: StorageVerb,
+        key: KeyRef<'a>,
+        expiry: u32,
+        min_compress_len: u32,
+        /// Present for `cas`.
+        cas: Option<u64>,
+        value: ValueRef<'a>,
+    },
+    GetMulti {
+        prefix: &'a [u8],
+        keys: Vec<KeyRef<'a>>,
+    },
+    DeleteMulti {
+        prefix: &'a [u8],
+        keys: Vec<KeyRef<'a>>,
+    },
+    SetMulti {
+        prefix: &'a [u8],
+        expiry: u32,
+        min_compress_len: u32,
+        entries: Vec<(KeyRef<'a>, ValueRef<'a>)>,
+    },
+    FlushAll(u32),
+    Stats(&'a str),
+    Version,
+    Metadump {
+        server: usize,
+        scope: MetadumpScope,
+    },
+}
+
+/// A decoded op: the caller's id and its command.
+#[derive(Debug)]
+pub struct Op<'a> {
+    pub id: u32,
+    pub command: Command<'a>,
+}
+
+/// Decodes every op of `batch`; `caller_hashes` says whether keys carry hashes.
+pub fn decode_batch(batch: &[u8], caller_hashes: bool) -> Result<Vec<Op<'_>>> {
+    let mut r = Reader::new(batch);
+    let mut ops = Vec::new();
+    while !r.is_done() {
+        ops.push(decode_op(&mut r, caller_hashes)?);
+    }
+    Ok(ops)
+}
+
+fn decode_op<'a>(r: &mut Reader<'a>, caller_hashes: bool) -> Result<Op<'a>> {
+    let code = r.u8()?;
+    let id = r.u32()?;
+    let hashed = r.u8()? & wire::OP_HASHED != 0;
+    if hashed != caller_hashes {
+        return Err(Error::BadArgument(format!(
+            "malformed batch: op {id} {} explicit hashes",
+            if hashed { "has" } else { "lacks" }
+        )));
+    }
+    let key = |r: &mut Reader<'a>| -> Result<KeyRef<'a>> {
+        let hash = if hashed { Some(r.u32()?) } else { None };
+        Ok(KeyRef {
+            hash,
+            key: r.field()?,
+        })
+    };
+    let value = |r: &mut Reader<'a>| -> Result<ValueRef<'a>> {
+        Ok(ValueRef {
+            kind: r.u8()?,
+            data: r.field()?,
+        })
+    };
+    let keys = |r: &mut Reader<'a>| -> Result<Vec<KeyRef<'a>>> {
+        let n = r.count(4)?;
+        (0..n).map(|_| key(r)).collect()
+    };
+    let command = match code {
+        opcode::GET => Command::Get(key(r)?, Read::Value),
+        opcode::GETS => Command::Get(key(r)?, Read::WithCas),
+        opcode::INSPECT => Command::Get(key(r)?, Read::Inspect),
+        opcode::DELETE => Command::Delete(key(r)?),
+        opcode::TOUCH => Command::Touch(key(r)?, r.u32()?),
+        opcode::INCR | opcode::DECR => Command::Counter {
+            key: key(r)?,
+            delta: r.u64()?,
+            incr: code == opcode::INCR,
+        },
+        opcode::SET
+        | opcode::ADD
+        | opcode::REPLACE
+        | opcode::APPEND
+        | opcode::PREPEND
+        | opcode::CAS => {
+            let k = key(r)?;
+            let expiry = r.u32()?;
+            let min_compress_len = r.u32()?;
+            let cas = if code == opcode::CAS {
+                Some(r.u64()?)
+            } else {
+                None
+            };
+            Command::Store {
+                verb: match code {
+                    opcode::ADD => StorageVerb::Add,
+                    opcode::REPLACE => StorageVerb::Replace,
+                    opcode::APPEND => StorageVerb::Append,
+                    opcode::PREPEND => StorageVerb::Prepend,
+                    _ => StorageVerb::Set,
+                },
+                key: k,
+                expiry,
+                min_compress_len,
+                cas,
+                value: value(r)?,
+            }
+        }
+        opcode::GET_MULTI => Command::GetMulti {
+            prefix: r.field()?,
+            keys: keys(r)?,
+        },
+        opcode::DELETE_MULTI => Command::DeleteMulti {
+            prefix: r.field()?,
+            keys: keys(r)?,
+        },
+        opcode::SET_MULTI => {
+            let prefix = r.field()?;
+            let expiry = r.u32()?;
+            let min_compress_len = r.u32()?;
+            let n = r.count(9)?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = key(r)?;
+                entries.push((k, value(r)?));
+            }
+            Command::SetMulti {
+                prefix,
+                expiry,
+                min_compress_len,
+                entries,
+            }
+        }
+        opcode::FLUSH_ALL => Command::FlushAll(r.u32()?),
+        opcode::STATS => Command::Stats(
+            std::str::from_utf8(r.field()?)
+                .map_err(|_| Error::BadArgument("stats arguments must be UTF-8".into()))?,
+        ),
+        opcode::VERSION => Command::Version,
+        opcode::METADUMP => {
+            let server = usize::from(r.u16()?);
+            let scope = match (r.u8()?, r.u32()?) {
+                (wire::metadump_scope::ALL, _) => MetadumpScope::All,
+                (wire::metadump_scope::HASH, _) => MetadumpScope::Hash,
+                (wire::metadump_scope::CLASS, class) => MetadumpScope::ClassId(class),
+                (other, _) => {
+                    return Err(Error::BadArgument(format!(
+                        "malformed batch: unknown metadump scope {other}"
+                    )))
+                }
+            };
+            Command::Metadump { server, scope }
+        }
+        other => {
+            return Err(Error::BadArgument(format!(
+                "malformed batch: unknown opcode {other}"
+            )))
+        }
+    };
+    Ok(Op { id, command })
+}
+
+impl ValueRef<'_> {
+    /// The value as the codec's payload.
+    pub fn payload(&self) -> Result<crate::codec::Payload<'_>> {
+        use crate::codec::Payload;
+        let data = self.data;
+        Ok(match self.kind {
+            kind::BYTES => Payload::Bytes(data),
+            kind::TEXT => Payload::Text(
+                std::str::from_utf8(data)
+                    .map_err(|e| Error::NotSerializable(format!("text is not UTF-8: {e}")))?,
+            ),
+            kind::INT => {
+                let bits: [u8; 8] = data.try_into().map_err(|_| {
+                    Error::BadArgument(format!("an int value takes 8 bytes, got {}", data.len()))
+                })?;
+                let n = f64::from_le_bytes(bits);
+                // JavaScript sends only safe integers here; anything else is a malformed batch.
+                if n.fract() != 0.0 || n.abs() > 9_007_199_254_740_991.0 {
+                    return Err(Error::BadArgument(format!("{n} is not a safe integer")));
+                }
+                Payload::Int(n as i64)
+            }
+            kind::LONG => Payload::Long(
+                std::str::from_utf8(data)
+                    .map_err(|_| Error::NotSerializable("a long must be decimal digits".into()))?,
+            ),
+            kind::JSON => Payload::Json(data),
+            kind::SERIALIZED => Payload::Serialized(data),
+            other => return Err(Error::BadArgument(format!("unknown value kind {other}"))),
+        })
+    }
+}

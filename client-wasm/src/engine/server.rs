@@ -1,0 +1,245 @@
+//! One server as the engine drives it: its connection (one pending queue whose tags say
+//! which op each reply serves and when it is due), the state of its link, its health, and
+//! the bytes waiting to be written. Writes wait while the link is not open, and around a
+//! metadump: memcached refuses `lru_crawler metadump` while replies to earlier requests
+//! are pending (`ERROR cannot pipeline other commands before metadump`) and leaves unread
+//! the requests that arrive in the same read as the metadump line until more bytes come,
+//! so its line goes out alone once the earlier replies are in, and later writes wait for
+//! the end of the dump.
+
+use std::collections::VecDeque;
+
+use crate::connection::Connection;
+use crate::error::Result;
+use crate::request::Request;
+
+use super::command::Read;
+use super::get_line::GetLine;
+use super::routing::Health;
+
+/// The socket, as the engine asked JavaScript to keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// No socket: the next request (or probe) asks for one.
+    Closed,
+    /// CONNECT was asked for; the connection must be made by `deadline`.
+    Connecting {
+        deadline: u64,
+    },
+    Open,
+}
+
+/// What a reply means to the op it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    Read(Read),
+    Store,
+    Delete,
+    Touch,
+    Counter,
+    Flush,
+    Stats,
+    Version,
+    Metadump,
+}
+
+/// What a request is waiting for: the tag in the connection's pending queue.
+#[derive(Debug)]
+pub enum Awaiting {
+    /// One get line serving several ops.
+    Get(GetLine),
+    /// The only request of a single-key op (or a metadump): its reply settles the op.
+    Single { id: u32, reply: Reply },
+    /// One request of a multi op: a key of set_multi / delete_multi (`index`), or one
+    /// server's share of flush_all / stats / version.
+    Part { id: u32, index: u32, reply: Reply },
+    /// The engine's own `version` on a new connection to a server that is down.
+    Probe,
+}
+
+/// A pending request's tag.
+#[derive(Debug)]
+pub struct Waiting {
+    pub awaiting: Awaiting,
+    /// When the request is overdue (its push time plus the client's timeout).
+    pub deadline: u64,
+}
+
+/// Bytes not yet handed to JavaScript, in write order.
+#[derive(Debug)]
+enum Segment {
+    Bytes(Vec<u8>),
+    /// A metadump line: written once every earlier reply is in.
+    Metadump(Vec<u8>),
+}
+
+pub struct Server {
+    pub address: String,
+    pub health: Health,
+    pub link: Link,
+    pub connection: Connection<Waiting>,
+    /// The get line that later gets of this submit may still join.
+    pub open_get: Option<GetLine>,
+    /// Bytes that cannot be written yet (link not open, or a metadump's turn).
+    held: VecDeque<Segment>,
+    /// A metadump line was written and its reply is not complete: nothing else goes out.
+    metadump_running: bool,
+    /// Set when requests were pushed in the current call: the writes need looking at.
+    pub dirty: bool,
+}
+
+impl Server {
+    pub fn new(address: String, max_item_size: usize) -> Self {
+        Server {
+            address,
+            health: Health::Up,
+            link: Link::Closed,
+            connection: Connection::tagged(max_item_size),
+            open_get: None,
+            held: VecDeque::new(),
+            metadump_running: false,
+            dirty: false,
+        }
+    }
+
+    /// Encodes a request after everything queued before it.
+    pub fn push(&mut self, request: &Request, awaiting: Awaiting, deadline: u64) -> Result<()> {
+        self.connection
+            .push_tagged(request, Waiting { awaiting, deadline })?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Encodes a get line; the line itself is the tag its values are split by.
+    pub fn push_get_line(&mut self, line: GetLine, deadline: u64) {
+        let refs: Vec<&[u8]> = line.keys.iter().map(Vec::as_slice).collect();
+        let placeholder = Waiting {
+            awaiting: Awaiting::Get(GetLine::default()),
+            deadline,
+        };
+        // Every key was checked by routing (keys::check_key) when it joined the line, so
+        // the line always encodes.
+        let pushed = self
+            .connection
+            .push_tagged(&Request::Get { keys: &refs }, placeholder);
+        debug_assert!(pushed.is_ok());
+        drop(refs);
+        if let Some(waiting) = self.connection.newest_mut() {
+            waiting.awaiting = Awaiting::Get(line);
+        }
+        self.dirty = true;
+    }
+
+    /// Encodes a metadump: its line becomes a segment of its own.
+    pub fn push_metadump(&mut self, request: &Request, id: u32, deadline: u64) -> Result<()> {
+        self.hold_outbound();
+        let awaiting = Awaiting::Single {
+            id,
+            reply: Reply::Metadump,
+        };
+        self.connection
+            .push_tagged(request, Waiting { awaiting, deadline })?;
+        let line = self.connection.take_outbound();
+        self.held.push_back(Segment::Metadump(line));
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Moves what the connection encoded into the held segments.
+    fn hold_outbound(&mut self) {
+        if !self.connection.has_outbound() {
+            return;
+        }
+        let bytes = self.connection.take_outbound();
+        match self.held.back_mut() {
+            Some(Segment::Bytes(tail)) => tail.extend_from_slice(&bytes),
+            _ => self.held.push_back(Segment::Bytes(bytes)),
+        }
+    }
+
+    /// The bytes that may be written now, as one write (or nothing).
+    pub fn writable(&mut self) -> Option<Vec<u8>> {
+        if self.link != Link::Open {
+            self.hold_outbound();
+            return None;
+        }
+        if self.held.is_empty() && !self.metadump_running {
+            // The hot path: nothing waits, the connection's buffer goes out as it is.
+            return self
+                .connection
+                .has_outbound()
+                .then(|| self.connection.take_outbound());
+        }
+        self.hold_outbound();
+        let mut out: Option<Vec<u8>> = None;
+        while !self.metadump_running {
+            match self.held.front() {
+                Some(Segment::Bytes(_)) => {
+                    if let Some(Segment::Bytes(bytes)) = self.held.pop_front() {
+                        match &mut out {
+                            Some(out) => out.extend_from_slice(&bytes),
+                            None => out = Some(bytes),
+                        }
+                    }
+                }
+                Some(Segment::Metadump(_)) => {
+                    // Its turn comes when it is the oldest request waiting: every earlier
+                    // reply is in (and nothing else may share its write).
+                    let first = matches!(
+                        self.connection.oldest(),
+                        Some(Waiting {
+                            awaiting: Awaiting::Single {
+                                reply: Reply::Metadump,
+                                ..
+                            },
+                            ..
+                        })
+                    );
+                    if !first || out.is_some() {
+                        break;
+                    }
+                    if let Some(Segment::Metadump(line)) = self.held.pop_front() {
+                        out = Some(line);
+                        self.metadump_running = true;
+                    }
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// A metadump's reply is complete: later writes may go.
+    pub fn metadump_done(&mut self) {
+        self.metadump_running = false;
+    }
+
+    /// The link is gone: everything waiting or unwritten is returned (oldest first) for
+    /// its callers to be told.
+    pub fn drop_link(&mut self) -> Vec<Waiting> {
+        self.link = Link::Closed;
+        self.held.clear();
+        self.metadump_running = false;
+        self.open_get = None;
+        self.connection.reset_tagged()
+    }
+
+    /// Whether anything waits on this server (a reply, or bytes to write).
+    pub fn is_busy(&self) -> bool {
+        self.connection.pending() > 0 || !self.held.is_empty() || self.connection.has_outbound()
+    }
+
+    /// The earliest time this server needs the engine woken: a connect or reply deadline,
+    /// or a probe that is due.
+    pub fn next_wake(&self) -> Option<u64> {
+        let connect = match self.link {
+            Link::Connecting { deadline } => Some(deadline),
+            _ => None,
+        };
+        let reply = self.connection.oldest().map(|w| w.deadline);
+        [connect, reply, self.health.probe_due()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}

@@ -1,0 +1,927 @@
+//! The engine's state machine driven with a fake clock: batches built as client-wasm/js
+//! builds them, replies fed as memcached sends them, and every output entry decoded. No
+//! sockets and no sleeps: time is whatever number a test passes.
+
+use super::*;
+use crate::wire::{opcode, Reader, OP_HASHED};
+
+/// Builds batches the way client-wasm/js/operations.js does.
+#[derive(Default)]
+struct Batch(Vec<u8>);
+
+impl Batch {
+    fn op(mut self, code: u8, id: u32) -> Self {
+        put_u8(&mut self.0, code);
+        put_u32(&mut self.0, id);
+        put_u8(&mut self.0, 0);
+        self
+    }
+    fn hashed_op(mut self, code: u8, id: u32) -> Self {
+        put_u8(&mut self.0, code);
+        put_u32(&mut self.0, id);
+        put_u8(&mut self.0, OP_HASHED);
+        self
+    }
+    fn u32(mut self, v: u32) -> Self {
+        put_u32(&mut self.0, v);
+        self
+    }
+    fn u16(mut self, v: u16) -> Self {
+        put_u16(&mut self.0, v);
+        self
+    }
+    fn u8(mut self, v: u8) -> Self {
+        put_u8(&mut self.0, v);
+        self
+    }
+    fn str(mut self, s: &[u8]) -> Self {
+        put_field(&mut self.0, s);
+        self
+    }
+    fn value(self, data: &[u8]) -> Self {
+        self.u8(kind::TEXT).str(data)
+    }
+    fn get(self, id: u32, key: &[u8]) -> Self {
+        self.op(opcode::GET, id).str(key)
+    }
+    fn set(self, id: u32, key: &[u8], data: &[u8]) -> Self {
+        self.op(opcode::SET, id).str(key).u32(0).u32(0).value(data)
+    }
+    fn get_multi(self, id: u32, keys: &[&[u8]]) -> Self {
+        let mut b = self
+            .op(opcode::GET_MULTI, id)
+            .str(b"")
+            .u32(keys.len() as u32);
+        for k in keys {
+            b = b.str(k);
+        }
+        b
+    }
+    fn set_multi(self, id: u32, entries: &[(&[u8], &[u8])]) -> Self {
+        let mut b = self
+            .op(opcode::SET_MULTI, id)
+            .str(b"")
+            .u32(0)
+            .u32(0)
+            .u32(entries.len() as u32);
+        for (k, v) in entries {
+            b = b.str(k).value(v);
+        }
+        b
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Err {
+    code: &'static str,
+    server: Option<u16>,
+    message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Rec {
+    Miss,
+    Value(Vec<u8>),
+    CasValue(u64, Vec<u8>),
+    True,
+    False,
+    Number(String),
+    KeyValue(u32, Vec<u8>),
+    KeyError(u32, Err),
+    ServerStats(u16, Vec<(String, String)>),
+    ServerText(u16, String),
+    Error(Err),
+    Item { flags: u32, size: u32, server: u16 },
+    Lines(Vec<String>),
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Entry {
+    Outcome(u32, Rec),
+    Write(u16, Vec<u8>),
+    Connect(u16),
+    Close(u16),
+    Down(u16, &'static str),
+    Up(u16),
+}
+
+#[derive(Debug)]
+struct Output {
+    wake: Option<u64>,
+    entries: Vec<Entry>,
+}
+
+impl Output {
+    fn outcomes(&self) -> Vec<(u32, Rec)> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Outcome(id, r) => Some((*id, r.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+    fn writes(&self) -> Vec<(u16, String)> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Write(s, b) => Some((*s, String::from_utf8_lossy(b).into_owned())),
+                _ => None,
+            })
+            .collect()
+    }
+    fn has(&self, entry: &Entry) -> bool {
+        self.entries.contains(entry)
+    }
+}
+
+fn read_error(r: &mut Reader) -> Err {
+    let code = Error::CODES[r.u8().unwrap() as usize];
+    let server = r.u16().unwrap();
+    let _key = r.field().unwrap();
+    let message = String::from_utf8(r.field().unwrap().to_vec()).unwrap();
+    Err {
+        code,
+        server: (server != crate::wire::NO_SERVER_INDEX).then_some(server),
+        message,
+    }
+}
+
+fn text(r: &mut Reader) -> String {
+    String::from_utf8(r.field().unwrap().to_vec()).unwrap()
+}
+
+fn value(r: &mut Reader) -> Vec<u8> {
+    let _kind = r.u8().unwrap();
+    r.field().unwrap().to_vec()
+}
+
+fn decode(out: &[u8]) -> Output {
+    let wake = f64::from_le_bytes(out[..8].try_into().unwrap());
+    let mut r = Reader::new(&out[8..]);
+    let mut entries = Vec::new();
+    while !r.is_done() {
+        let e = match r.u8().unwrap() {
+            entry::OUTCOME => {
+                let id = r.u32().unwrap();
+                let rec = match r.u8().unwrap() {
+                    record::MISS => Rec::Miss,
+                    record::VALUE => Rec::Value(value(&mut r)),
+                    record::CAS_VALUE => {
+                        let cas = r.u64().unwrap();
+                        Rec::CasValue(cas, value(&mut r))
+                    }
+                    record::TRUE => Rec::True,
+                    record::FALSE => Rec::False,
+                    record::NUMBER => Rec::Number(text(&mut r)),
+                    record::KEY_VALUE => {
+                        let i = r.u32().unwrap();
+                        Rec::KeyValue(i, value(&mut r))
+                    }
+                    record::KEY_ERROR => {
+                        let i = r.u32().unwrap();
+                        Rec::KeyError(i, read_error(&mut r))
+                    }
+                    record::SERVER_STATS => {
+                        let s = r.u16().unwrap();
+                        let n = r.u32().unwrap();
+                        let lines = (0..n).map(|_| (text(&mut r), text(&mut r))).collect();
+                        Rec::ServerStats(s, lines)
+                    }
+                    record::SERVER_TEXT => {
+                        let s = r.u16().unwrap();
+                        Rec::ServerText(s, text(&mut r))
+                    }
+                    record::ERROR => Rec::Error(read_error(&mut r)),
+                    record::ITEM => {
+                        let flags = r.u32().unwrap();
+                        let size = r.u32().unwrap();
+                        let _cas = r.u64().unwrap();
+                        let server = r.u16().unwrap();
+                        let _ = value(&mut r);
+                        Rec::Item {
+                            flags,
+                            size,
+                            server,
+                        }
+                    }
+                    record::LINES => {
+                        let n = r.u32().unwrap();
+                        Rec::Lines((0..n).map(|_| text(&mut r)).collect())
+                    }
+                    record::DONE => Rec::Done,
+                    other => panic!("unknown record {other}"),
+                };
+                Entry::Outcome(id, rec)
+            }
+            entry::WRITE => {
+                let s = r.u16().unwrap();
+                Entry::Write(s, r.field().unwrap().to_vec())
+            }
+            entry::CONNECT => Entry::Connect(r.u16().unwrap()),
+            entry::CLOSE => Entry::Close(r.u16().unwrap()),
+            entry::SERVER_DOWN => {
+                let s = r.u16().unwrap();
+                Entry::Down(s, read_error(&mut r).code)
+            }
+            entry::SERVER_UP => Entry::Up(r.u16().unwrap()),
+            other => panic!("unknown entry {other}"),
+        };
+        entries.push(e);
+    }
+    Output {
+        wake: (wake >= 0.0).then_some(wake as u64),
+        entries,
+    }
+}
+
+/// An engine and its fake clock.
+struct Harness {
+    engine: Engine,
+    out: Vec<u8>,
+}
+
+impl Harness {
+    fn new(servers: usize) -> Self {
+        Self::with(servers, true, usize::MAX / 2)
+    }
+
+    fn with(servers: usize, failover: bool, max_item_size: usize) -> Self {
+        let engine = Engine::new(EngineConfig {
+            servers: (0..servers)
+                .map(|i| (format!("127.0.0.1:{}", 11211 + i), 1))
+                .collect(),
+            distribution: DistributionKind::Modula,
+            hash: HashFunction::Cmemcache,
+            caller_hashes: false,
+            codec: CodecOptions::default(),
+            max_item_size,
+            failover,
+            timing: Timing::default(),
+        })
+        .unwrap();
+        Harness {
+            engine,
+            out: Vec::new(),
+        }
+    }
+
+    fn submit(&mut self, now: u64, batch: Batch) -> Output {
+        self.engine.submit(now, &batch.0, &mut self.out).unwrap();
+        decode(&self.out)
+    }
+    fn receive(&mut self, now: u64, server: usize, bytes: &[u8]) -> Output {
+        self.engine
+            .receive(now, server, bytes, &mut self.out)
+            .unwrap();
+        decode(&self.out)
+    }
+    fn connected(&mut self, now: u64, server: usize) -> Output {
+        self.engine.connected(now, server, &mut self.out).unwrap();
+        decode(&self.out)
+    }
+    fn lost(&mut self, now: u64, server: usize) -> Output {
+        self.engine
+            .connection_lost(
+                now,
+                server,
+                link_failure::CONNECTION,
+                "closed",
+                &mut self.out,
+            )
+            .unwrap();
+        decode(&self.out)
+    }
+    fn tick(&mut self, now: u64) -> Output {
+        self.engine.handle_timeout(now, &mut self.out);
+        decode(&self.out)
+    }
+    /// Connects every server with something to send and returns the writes.
+    fn open_all(&mut self, now: u64) -> Vec<(u16, String)> {
+        let mut writes = Vec::new();
+        for s in 0..self.engine.server_count() {
+            if self.engine.servers[s].link != Link::Open {
+                writes.extend(self.connected(now, s).writes());
+            }
+        }
+        writes
+    }
+    /// The server a key goes to.
+    fn server_of(&self, key: &[u8]) -> usize {
+        self.engine.server_for_key(key, None).unwrap()
+    }
+}
+
+#[test]
+fn nothing_is_written_before_the_connection_is_made() {
+    let mut h = Harness::new(1);
+    let out = h.submit(0, Batch::default().set(1, b"k", b"v"));
+    assert_eq!(out.entries, vec![Entry::Connect(0)]);
+    assert_eq!(out.wake, Some(1_000), "the connect deadline");
+    let out = h.connected(5, 0);
+    assert_eq!(out.writes(), vec![(0, "set k 16 0 1\r\nv\r\n".into())]);
+    assert_eq!(out.wake, Some(3_000), "the request's deadline");
+    let out = h.receive(6, 0, b"STORED\r\n");
+    assert_eq!(out.outcomes(), vec![(1, Rec::True)]);
+    assert_eq!(out.wake, None, "nothing waits: no timer");
+    // The connection stays open: the next request is written at once.
+    let out = h.submit(7, Batch::default().get(2, b"k"));
+    assert_eq!(out.writes(), vec![(0, "get k\r\n".into())]);
+}
+
+#[test]
+fn gets_of_one_batch_share_one_get_line_and_split_the_values() {
+    let mut h = Harness::new(1);
+    h.submit(
+        0,
+        Batch::default()
+            .get(1, b"a")
+            .get(2, b"b")
+            .get_multi(3, &[b"b", b"c"]),
+    );
+    assert_eq!(h.open_all(1), vec![(0, "get a b b c\r\n".into())]);
+    let out = h.receive(
+        2,
+        0,
+        b"VALUE a 16 1\r\n1\r\nVALUE b 16 1\r\n2\r\nVALUE b 16 1\r\n2\r\nEND\r\n",
+    );
+    assert_eq!(
+        out.outcomes(),
+        vec![
+            (1, Rec::Value(b"1".to_vec())),
+            (2, Rec::Value(b"2".to_vec())),
+            (3, Rec::KeyValue(0, b"2".to_vec())),
+            (3, Rec::Done),
+        ]
+    );
+}
+
+#[test]
+fn a_write_between_gets_keeps_the_order_on_the_wire() {
+    let mut h = Harness::new(1);
+    h.submit(
+        0,
+        Batch::default()
+            .get(1, b"a")
+            .set(2, b"a", b"x")
+            .get(3, b"a"),
+    );
+    assert_eq!(
+        h.open_all(1),
+        vec![(0, "get a\r\nset a 16 0 1\r\nx\r\nget a\r\n".into())]
+    );
+}
+
+#[test]
+fn a_bad_key_fails_only_its_op_and_a_malformed_batch_queues_nothing() {
+    let mut h = Harness::new(1);
+    let out = h.submit(0, Batch::default().get(1, b"bad key").get(2, b"good"));
+    assert!(matches!(
+        &out.outcomes()[..],
+        [(
+            1,
+            Rec::Error(Err {
+                code: "BAD_KEY",
+                ..
+            })
+        )]
+    ));
+    assert_eq!(h.open_all(1), vec![(0, "get good\r\n".into())]);
+    let mut truncated = Batch::default().get(3, b"x").0;
+    truncated.pop();
+    let error = h.engine.submit(2, &truncated, &mut h.out).unwrap_err();
+    assert_eq!(error.code(), "BAD_ARGUMENT");
+    let hashed = Batch::default().hashed_op(opcode::GET, 4).u32(7).str(b"k");
+    assert!(h.engine.submit(3, &hashed.0, &mut h.out).is_err());
+}
+
+#[test]
+fn an_overdue_request_times_out_and_the_server_is_probed_at_once() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"k"));
+    h.open_all(0);
+    assert!(h.tick(2_999).entries.is_empty(), "not overdue yet");
+    let out = h.tick(3_000);
+    assert!(out.has(&Entry::Close(0)));
+    assert!(out.has(&Entry::Down(0, "TIMEOUT")));
+    assert!(matches!(
+        &out.outcomes()[..],
+        [(
+            1,
+            Rec::Error(Err {
+                code: "TIMEOUT",
+                server: Some(0),
+                ..
+            })
+        )]
+    ));
+    // The first retry is at once: a probe's connection is asked for in the same call.
+    assert!(out.has(&Entry::Connect(0)), "{out:?}");
+    // While the server is down, calls fail at once instead of waiting.
+    let out = h.submit(3_001, Batch::default().get(2, b"k"));
+    assert!(matches!(
+        &out.outcomes()[..],
+        [(
+            2,
+            Rec::Error(Err {
+                code: "NO_SERVER",
+                ..
+            })
+        )]
+    ));
+    // The probe is a version on the new connection; its answer brings the server back.
+    assert_eq!(
+        h.connected(3_002, 0).writes(),
+        vec![(0, "version\r\n".into())]
+    );
+    let out = h.receive(3_003, 0, b"VERSION 1.6.18\r\n");
+    assert_eq!(out.entries, vec![Entry::Up(0)]);
+    h.submit(3_004, Batch::default().get(3, b"k"));
+    let out = h.receive(3_005, 0, b"END\r\n");
+    assert_eq!(out.outcomes(), vec![(3, Rec::Miss)]);
+}
+
+#[test]
+fn a_server_that_stays_down_is_probed_with_backoff_up_to_dead_retry() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"k"));
+    // Connection refused: the call fails and the server goes down.
+    let out = h.lost(1, 0);
+    assert!(out.has(&Entry::Down(0, "CONNECTION_ERROR")));
+    assert!(matches!(
+        &out.outcomes()[..],
+        [(
+            1,
+            Rec::Error(Err {
+                code: "CONNECTION_ERROR",
+                ..
+            })
+        )]
+    ));
+    assert_eq!(out.wake, Some(1), "retried at once");
+    let mut now = 1;
+    let mut probes = Vec::new();
+    while now < 120_000 {
+        let out = h.tick(now);
+        if out.has(&Entry::Connect(0)) {
+            probes.push(now);
+            // Refused again: no second serverDown, the next probe waits longer.
+            let lost = h.lost(now, 0);
+            assert!(!lost.entries.iter().any(|e| matches!(e, Entry::Down(..))));
+            now = lost.wake.expect("a down server always has a probe due");
+        } else {
+            now = out.wake.unwrap();
+        }
+    }
+    let gaps: Vec<u64> = probes.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(
+        &gaps[..10],
+        &[100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000]
+    );
+    assert!(gaps[10..].iter().all(|&g| g == 30_000));
+    // It comes back by itself: the next probe is answered.
+    let out = h.tick(now);
+    assert!(out.has(&Entry::Connect(0)));
+    h.connected(now, 0);
+    assert_eq!(
+        h.receive(now + 1, 0, b"VERSION 1.6.18\r\n").entries,
+        vec![Entry::Up(0)]
+    );
+}
+
+#[test]
+fn a_connection_that_is_not_made_in_time_fails_with_connect_timeout() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"k"));
+    let out = h.tick(1_000);
+    assert!(out.has(&Entry::Close(0)));
+    let [(1, Rec::Error(e))] = &out.outcomes()[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(e.code, "TIMEOUT");
+    assert!(e.message.contains("connectTimeout"), "{}", e.message);
+}
+
+#[test]
+fn a_socket_that_closes_while_idle_is_no_failure() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"k"));
+    h.open_all(0);
+    h.receive(1, 0, b"END\r\n");
+    let out = h.lost(2, 0);
+    assert!(out.entries.is_empty(), "{out:?}");
+    assert!(h.engine.is_up(0));
+    assert_eq!(
+        h.submit(3, Batch::default().get(2, b"k")).entries,
+        vec![Entry::Connect(0)]
+    );
+}
+
+#[test]
+fn a_refused_bridge_fails_the_calls_without_marking_the_server_down() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"k"));
+    h.engine
+        .connection_lost(
+            1,
+            0,
+            link_failure::BRIDGE_REFUSED,
+            "Origin refused",
+            &mut h.out,
+        )
+        .unwrap();
+    let out = decode(&h.out);
+    assert!(matches!(
+        &out.outcomes()[..],
+        [(
+            1,
+            Rec::Error(Err {
+                code: "BRIDGE_REFUSED",
+                ..
+            })
+        )]
+    ));
+    assert!(!out.entries.iter().any(|e| matches!(e, Entry::Down(..))));
+    assert!(h.engine.is_up(0));
+}
+
+/// Two keys that go to different servers of a two-server fleet.
+fn keys_on_two_servers(h: &Harness) -> (Vec<u8>, Vec<u8>) {
+    let a = b"k0".to_vec();
+    let b = (1..100)
+        .map(|i| format!("k{i}").into_bytes())
+        .find(|k| h.server_of(k) != h.server_of(&a))
+        .unwrap();
+    (a, b)
+}
+
+#[test]
+fn get_multi_keeps_what_answered_when_another_server_fails() {
+    let mut h = Harness::new(2);
+    let (a, b) = keys_on_two_servers(&h);
+    let (sa, sb) = (h.server_of(&a), h.server_of(&b));
+    h.submit(0, Batch::default().get_multi(1, &[&a, &b]));
+    h.open_all(0);
+    let reply = format!("VALUE {} 16 1\r\nx\r\nEND\r\n", String::from_utf8_lossy(&a));
+    let out = h.receive(1, sa, reply.as_bytes());
+    assert_eq!(out.outcomes(), vec![(1, Rec::KeyValue(0, b"x".to_vec()))]);
+    let out = h.lost(2, sb);
+    let outcomes = out.outcomes();
+    assert!(
+        matches!(
+            &outcomes[0],
+            (
+                1,
+                Rec::KeyError(
+                    1,
+                    Err {
+                        code: "CONNECTION_ERROR",
+                        ..
+                    }
+                )
+            )
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], (1, Rec::Done));
+    assert!(out.has(&Entry::Down(sb as u16, "CONNECTION_ERROR")));
+    // With failover the down server's keys go to the other one at once.
+    let out = h.submit(3, Batch::default().get(2, &b));
+    assert_eq!(
+        out.writes(),
+        vec![(
+            sa as u16,
+            format!("get {}\r\n", String::from_utf8_lossy(&b))
+        )]
+    );
+}
+
+#[test]
+fn without_failover_a_down_servers_keys_are_no_server_and_multi_ops_name_them() {
+    let mut h = Harness::with(2, false, usize::MAX / 2);
+    let (a, b) = keys_on_two_servers(&h);
+    let sb = h.server_of(&b);
+    h.submit(0, Batch::default().get(1, &b));
+    h.lost(0, sb);
+    let out = h.submit(1, Batch::default().get_multi(2, &[&a, &b]));
+    assert!(matches!(
+        &out.outcomes()[..],
+        [(
+            2,
+            Rec::KeyError(
+                1,
+                Err {
+                    code: "NO_SERVER",
+                    ..
+                }
+            )
+        )]
+    ));
+    let out = h.submit(2, Batch::default().get(3, &b));
+    assert!(matches!(
+        &out.outcomes()[..],
+        [(
+            3,
+            Rec::Error(Err {
+                code: "NO_SERVER",
+                ..
+            })
+        )]
+    ));
+}
+
+#[test]
+fn set_multi_answers_the_keys_not_stored_and_stores_the_others() {
+    let mut h = Harness::new(1);
+    h.engine.codec.max_value_size = 10;
+    let big = [b'x'; 11];
+    let out = h.submit(
+        0,
+        Batch::default().set_multi(1, &[(b"a", b"1"), (b"big", &big), (b"c", b"3")]),
+    );
+    assert!(matches!(
+        &out.outcomes()[..],
+        [(
+            1,
+            Rec::KeyError(
+                1,
+                Err {
+                    code: "VALUE_TOO_LARGE",
+                    ..
+                }
+            )
+        )]
+    ));
+    assert_eq!(
+        h.open_all(1),
+        vec![(0, "set a 16 0 1\r\n1\r\nset c 16 0 1\r\n3\r\n".into())]
+    );
+    let out = h.receive(2, 0, b"STORED\r\nNOT_STORED\r\n");
+    let outcomes = out.outcomes();
+    assert!(
+        matches!(
+            &outcomes[0],
+            (
+                1,
+                Rec::KeyError(
+                    2,
+                    Err {
+                        code: "NOT_STORED",
+                        ..
+                    }
+                )
+            )
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], (1, Rec::Done));
+}
+
+#[test]
+fn set_multi_names_the_keys_of_a_server_that_failed_and_keeps_the_acknowledged_ones() {
+    let mut h = Harness::new(1);
+    h.submit(
+        0,
+        Batch::default().set_multi(1, &[(b"a", b"1"), (b"b", b"2")]),
+    );
+    h.open_all(0);
+    assert!(h.receive(1, 0, b"STORED\r\n").outcomes().is_empty());
+    let out = h.lost(2, 0);
+    let outcomes = out.outcomes();
+    assert!(
+        matches!(
+            &outcomes[0],
+            (
+                1,
+                Rec::KeyError(
+                    1,
+                    Err {
+                        code: "CONNECTION_ERROR",
+                        ..
+                    }
+                )
+            )
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes[1],
+        (1, Rec::Done),
+        "key a was acknowledged: not reported"
+    );
+}
+
+#[test]
+fn an_item_over_the_read_limit_fails_its_key_alone_and_the_connection_stays() {
+    let mut h = Harness::with(1, true, 4);
+    h.submit(
+        0,
+        Batch::default()
+            .get(1, b"big")
+            .get_multi(2, &[b"big", b"ok"]),
+    );
+    h.open_all(0);
+    let out = h.receive(
+        1,
+        0,
+        b"VALUE big 0 5\r\n12345\r\nVALUE big 0 5\r\n12345\r\nVALUE ok 0 2\r\nhi\r\nEND\r\n",
+    );
+    let outcomes = out.outcomes();
+    assert!(
+        matches!(
+            &outcomes[0],
+            (
+                1,
+                Rec::Error(Err {
+                    code: "VALUE_TOO_LARGE",
+                    ..
+                })
+            )
+        ),
+        "{outcomes:?}"
+    );
+    assert!(matches!(
+        &outcomes[1],
+        (
+            2,
+            Rec::KeyError(
+                0,
+                Err {
+                    code: "VALUE_TOO_LARGE",
+                    ..
+                }
+            )
+        )
+    ));
+    assert_eq!(outcomes[2], (2, Rec::KeyValue(1, b"hi".to_vec())));
+    assert_eq!(outcomes[3], (2, Rec::Done));
+    assert!(h.engine.is_up(0));
+    h.submit(2, Batch::default().get(3, b"ok"));
+    assert_eq!(h.receive(3, 0, b"END\r\n").outcomes(), vec![(3, Rec::Miss)]);
+}
+
+#[test]
+fn garbage_from_the_server_fails_what_waits_and_marks_it_down() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"a").set(2, b"b", b"v"));
+    h.open_all(0);
+    let out = h.receive(1, 0, b"END\r\nBOGUS\r\n");
+    let outcomes = out.outcomes();
+    assert_eq!(outcomes[0], (1, Rec::Miss));
+    assert!(matches!(
+        &outcomes[1],
+        (
+            2,
+            Rec::Error(Err {
+                code: "PROTOCOL_ERROR",
+                ..
+            })
+        )
+    ));
+    assert!(out.has(&Entry::Down(0, "PROTOCOL_ERROR")));
+}
+
+fn metadump(batch: Batch, id: u32, server: u16) -> Batch {
+    batch.op(opcode::METADUMP, id).u16(server).u8(0).u32(0)
+}
+
+#[test]
+fn a_metadump_goes_out_alone_and_later_writes_wait_for_its_end() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"a"));
+    h.open_all(0);
+    // Queued behind a pending get: the line waits for the get's reply.
+    let out = h.submit(1, metadump(Batch::default(), 2, 0).get(3, b"b"));
+    assert!(out.writes().is_empty(), "{out:?}");
+    let out = h.receive(2, 0, b"END\r\n");
+    assert_eq!(
+        out.writes(),
+        vec![(0, "lru_crawler metadump all\r\n".into())]
+    );
+    // Writes made during the dump wait for its end.
+    assert!(h
+        .submit(3, Batch::default().get(4, b"c"))
+        .writes()
+        .is_empty());
+    let out = h.receive(
+        4,
+        0,
+        b"key=a exp=-1 la=1 cas=1 fetch=no cls=1 size=60\nkey=b exp=-1 la=1 cas=2 fetch=no cls=1 size=60\nkey=a exp=-1 la=1 cas=1 fetch=no cls=1 size=60\nEND\r\n",
+    );
+    let Some((2, Rec::Lines(lines))) = out.outcomes().first().cloned() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(lines.len(), 2, "each key once: {lines:?}");
+    assert_eq!(out.writes(), vec![(0, "get b\r\nget c\r\n".into())]);
+}
+
+#[test]
+fn stats_leave_out_a_server_that_fails_and_fail_on_memcacheds_error() {
+    let mut h = Harness::new(2);
+    h.submit(0, Batch::default().op(opcode::STATS, 1).str(b""));
+    h.open_all(0);
+    assert_eq!(
+        h.receive(1, 0, b"STAT pid 1\r\nEND\r\n").outcomes(),
+        vec![(1, Rec::ServerStats(0, vec![("pid".into(), "1".into())]))]
+    );
+    assert_eq!(h.lost(2, 1).outcomes(), vec![(1, Rec::Done)]);
+    // One server is down now: the next stats go to the other alone.
+    h.submit(3, Batch::default().op(opcode::STATS, 2).str(b"bogus"));
+    let out = h.receive(4, 0, b"ERROR\r\n");
+    assert!(matches!(
+        &out.outcomes()[..],
+        [(
+            2,
+            Rec::Error(Err {
+                code: "UNKNOWN_COMMAND",
+                ..
+            })
+        )]
+    ));
+}
+
+#[test]
+fn counters_touch_delete_cas_and_inspect_map_to_records() {
+    let mut h = Harness::new(1);
+    h.submit(
+        0,
+        Batch::default()
+            .op(opcode::INCR, 1)
+            .str(b"n")
+            .u32(5)
+            .u32(0)
+            .op(opcode::DECR, 2)
+            .str(b"m")
+            .u32(1)
+            .u32(0)
+            .op(opcode::TOUCH, 3)
+            .str(b"n")
+            .u32(10)
+            .op(opcode::DELETE, 4)
+            .str(b"n")
+            .op(opcode::GETS, 5)
+            .str(b"n")
+            .op(opcode::INSPECT, 6)
+            .str(b"n"),
+    );
+    h.open_all(0);
+    let out = h.receive(
+        1,
+        0,
+        b"6\r\nNOT_FOUND\r\nTOUCHED\r\nNOT_FOUND\r\nVALUE n 16 1 9\r\nx\r\nEND\r\nVALUE n 16 1 9\r\nx\r\nEND\r\n",
+    );
+    assert_eq!(
+        out.outcomes(),
+        vec![
+            (1, Rec::Number("6".into())),
+            (2, Rec::Miss),
+            (3, Rec::True),
+            (4, Rec::False),
+            (5, Rec::CasValue(9, b"x".to_vec())),
+            (
+                6,
+                Rec::Item {
+                    flags: 16,
+                    size: 1,
+                    server: 0
+                }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn flush_and_version_go_to_every_up_server_and_settle_once() {
+    let mut h = Harness::new(2);
+    h.submit(
+        0,
+        Batch::default()
+            .op(opcode::FLUSH_ALL, 1)
+            .u32(0)
+            .op(opcode::VERSION, 2),
+    );
+    h.open_all(0);
+    assert!(h
+        .receive(1, 0, b"OK\r\nVERSION 1.6.18\r\n")
+        .outcomes()
+        .iter()
+        .all(|(_, r)| !matches!(r, Rec::True | Rec::Done)));
+    let out = h.receive(2, 1, b"OK\r\nVERSION 1.6.19\r\n");
+    assert_eq!(
+        out.outcomes(),
+        vec![
+            (1, Rec::True),
+            (2, Rec::ServerText(1, "1.6.19".into())),
+            (2, Rec::Done)
+        ]
+    );
+}
+
+#[test]
+fn empty_multi_ops_settle_at_once() {
+    let mut h = Harness::new(1);
+    let out = h.submit(0, Batch::default().get_multi(1, &[]).set_multi(2, &[]));
+    assert_eq!(out.outcomes(), vec![(1, Rec::Done), (2, Rec::Done)]);
+    assert!(out.writes().is_empty());
+}
