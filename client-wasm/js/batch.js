@@ -1,37 +1,13 @@
-// The JavaScript half of the engine's binary formats (specified at the top of
-// client-wasm/src/engine.rs): BatchWriter encodes the operations of one tick into one
-// reused buffer for Engine.submit, ResultReader walks what submit and receive return.
+// The byte level of the engine's formats (client-wasm/src/engine/command.rs for batches,
+// engine/mod.rs for output; the numbers are in the generated wire.js): BatchWriter
+// encodes the operations of one tick into one reused buffer for Engine.submit,
+// ResultReader walks the output of every engine call.
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: false });
 
 /** Starting size of the reused batch buffer; it doubles when a batch needs more. */
 const INITIAL_BATCH_BYTES = 64 * 1024;
-
-export const Op = Object.freeze({
-  GET: 1, GETS: 2, GET_MULTI: 3,
-  SET: 4, ADD: 5, REPLACE: 6, APPEND: 7, PREPEND: 8, CAS: 9, SET_MULTI: 10,
-  DELETE: 11, DELETE_MULTI: 12, INCR: 13, DECR: 14, TOUCH: 15,
-  FLUSH_ALL: 16, STATS: 17, VERSION: 18, INSPECT: 19, METADUMP: 20,
-});
-
-/** A METADUMP op's scope byte: `all`, `hash`, or the slab class in the u32 after it. */
-export const MetadumpScope = Object.freeze({ ALL: 0, HASH: 1, CLASS: 2 });
-
-/** Bit in an op's flags byte: every key of the op is preceded by an explicit u32 server hash. */
-export const OP_HASHED = 1;
-
-export const ValueKind = Object.freeze({ BYTES: 0, TEXT: 1, INT: 2, LONG: 3, JSON: 4, SERIALIZED: 5 });
-
-export const Status = Object.freeze({ QUEUED: 0, FAILED: 1 });
-
-export const Record = Object.freeze({
-  MISS: 0, VALUE: 1, CAS_VALUE: 2, TRUE: 3, FALSE: 4, NUMBER: 5,
-  VALUES: 6, KEYS: 7, STATS: 8, TEXT: 9, ERROR: 10, ITEM: 11, LINES: 12,
-});
-
-/** The record id the engine uses for "this connection is broken" after a protocol error. */
-export const CONNECTION_BROKEN_ID = 0xffffffff;
 
 export class BatchWriter {
   constructor() {
@@ -114,6 +90,7 @@ export class ResultReader {
   u16() { const v = this.view.getUint16(this.at, true); this.at += 2; return v; }
   u32() { const v = this.view.getUint32(this.at, true); this.at += 4; return v; }
   u64() { const v = this.view.getBigUint64(this.at, true); this.at += 8; return v; }
+  f64() { const v = this.view.getFloat64(this.at, true); this.at += 8; return v; }
   /** The next u32-length-prefixed field as a view into the buffer (no copy). */
   field() {
     const n = this.u32();

@@ -1,24 +1,24 @@
-// The Client: python-memcached's API as Promises. Calls made in one tick are encoded into
-// one batch that crosses into the wasm engine once (keys, hashing, values, framing happen
-// there) and leave as one write per server; each received chunk crosses once and comes
-// back as the finished results, matched to the waiting calls by a FIFO per server.
+// The Client: python-memcached's API as Promises over the wasm engine. Calls made in one
+// tick are written into one batch that crosses into the engine once; each received chunk,
+// each socket event and each timer crosses once. Every crossing comes back as one output
+// buffer (client-wasm/src/engine/mod.rs) that this file carries out: outcomes settle the
+// calls, WRITE / CONNECT / CLOSE drive the sockets, SERVER_DOWN / SERVER_UP become events,
+// and `wake` arms the one timer. What a reply means and when a server is retried are the
+// engine's rules, not this file's.
+import { BatchWriter, ResultReader } from "./batch.js";
+import { BadArgumentError, ClosedError, MemcacheError } from "./errors.js";
 import {
-  BatchWriter, CONNECTION_BROKEN_ID, MetadumpScope, OP_HASHED, Op, Record, ResultReader, Status, ValueKind, decodeText,
-} from "./batch.js";
-import {
-  BadArgumentError, CORE_ERROR_CLASSES, ClosedError, DecodeError, MemcacheError, NotSerializableError,
-  ProtocolError, TimeoutError,
-} from "./errors.js";
-import { PendingQueue } from "./fifo.js";
+  Operation, checkCas, checkDelta, checkExpiry, checkKey, checkPrefix, readError, thrownError, writeValue,
+} from "./operations.js";
+import { normalizeServers, readOptions } from "./options.js";
+import { ServerConnection } from "./server-connection.js";
+import { Entry, LinkFailure, MetadumpScope, OP_HASHED, Op } from "./wire.js";
 
-/** python-memcached's socket_timeout (3 s), here per request in milliseconds. */
-const DEFAULT_TIMEOUT_MS = 3000;
-/** python-memcached's dead_retry: seconds a failed server is skipped. */
-const DEFAULT_DEAD_RETRY_S = 30;
-/** memcached's default item size limit (-I 1m); larger values are refused before sending. */
-const DEFAULT_MAX_VALUE_SIZE = 1024 * 1024;
-/** Op ids wrap within u32; CONNECTION_BROKEN_ID is reserved by the engine. */
-const MAX_OP_ID = 0xfffffffe;
+/** Op ids wrap within u32. */
+const MAX_OP_ID = 0xffffffff;
+
+/** The events a Client emits (client.on(name, listener)). */
+const EVENTS = new Set(["serverDown", "serverUp"]);
 
 let platform = null;
 
@@ -28,102 +28,14 @@ let platform = null;
  */
 export function setPlatform(p) { platform = p; }
 
-function coreError(code, message) {
-  const Cls = CORE_ERROR_CLASSES[code];
-  return Cls ? new Cls(message) : new MemcacheError("PROTOCOL_ERROR", `unknown engine error code ${code}: ${message}`);
-}
-
-/** An error the binding threw ("CODE: message") as the MemcacheError subclass of its code. */
-function engineError(e) {
-  const text = e?.message ?? String(e);
-  const m = /^([A-Z_]+): ([\s\S]*)$/.exec(text);
-  const Cls = m && CORE_ERROR_CLASSES.find((C) => new C("").code === m[1]);
-  return Cls ? new Cls(m[2]) : new ProtocolError(`engine failed: ${text}`, { cause: e });
-}
-
-function pick(options, camel, snake, fallback) {
-  if (options == null) return fallback;
-  if (options[camel] !== undefined) return options[camel];
-  if (snake !== undefined && options[snake] !== undefined) return options[snake];
-  return fallback;
-}
-
-function normalizeServers(servers) {
-  if (typeof servers === "string") servers = [servers];
-  if (!Array.isArray(servers) || servers.length === 0) {
-    throw new BadArgumentError("servers must be a non-empty array of \"host:port\" strings or {address, weight} objects");
-  }
-  return servers.map((s) => {
-    let address, weight = 1;
-    if (typeof s === "string") address = s;
-    else if (Array.isArray(s)) [address, weight] = s; // python-memcached's ("host:port", weight)
-    else if (s && typeof s === "object") { address = s.address; weight = s.weight ?? 1; }
-    if (typeof address !== "string" || address.length === 0) {
-      throw new BadArgumentError(`bad server entry ${JSON.stringify(s)}: expected "host:port" or {address, weight}`);
-    }
-    if (!Number.isInteger(weight) || weight < 1 || weight > 0xffff) {
-      throw new BadArgumentError(`bad weight ${weight} for server ${address}: an integer from 1 to 65535`);
-    }
-    return { address, weight };
-  });
-}
-
-function checkExpiry(expiry) {
-  if (expiry === undefined || expiry === null) return 0;
-  if (!Number.isInteger(expiry) || expiry < 0 || expiry > 0xffffffff) {
-    throw new BadArgumentError(`expiry must be a non-negative integer number of seconds (or a unix time), got ${String(expiry)}`);
-  }
-  return expiry;
-}
-
-function checkKey(key) {
-  if (typeof key !== "string") {
-    if (typeof key === "number" || typeof key === "bigint") return String(key); // python's str()-able keys
-    throw new BadArgumentError(`a key must be a string, got ${typeof key}`);
-  }
-  return key;
-}
-
-function checkDelta(delta) {
-  if (delta === undefined) return 1n;
-  if (typeof delta === "bigint") {
-    if (delta < 0n || delta > 0xffffffffffffffffn) throw new BadArgumentError("delta must be between 0 and 2^64-1");
-    return delta;
-  }
-  if (!Number.isSafeInteger(delta) || delta < 0) throw new BadArgumentError(`delta must be a non-negative integer, got ${String(delta)}`);
-  return BigInt(delta);
-}
-
-function checkCas(cas) {
-  if (typeof cas === "bigint") return cas;
-  if (typeof cas === "number" && Number.isSafeInteger(cas) && cas >= 0) return BigInt(cas);
-  if (typeof cas === "string" && /^\d+$/.test(cas)) return BigInt(cas);
-  throw new BadArgumentError(`cas must be the token gets() returned (a BigInt), got ${String(cas)}`);
-}
-
-/** Digits of a flag-2 integer: a number when it is safe, a BigInt above 2^53-1. */
-function parseInteger(bytes) {
-  if (bytes.length > 0 && bytes.length <= 15) {
-    let neg = false, i = 0, n = 0;
-    if (bytes[0] === 45) { neg = true; i = 1; }
-    if (i < bytes.length) {
-      for (; i < bytes.length; i++) {
-        const d = bytes[i] - 48;
-        if (d < 0 || d > 9) break;
-        n = n * 10 + d;
-      }
-      if (i === bytes.length) return neg ? -n : n;
-    }
-  }
-  const text = decodeText(bytes).trim();
-  if (!/^-?\d+$/.test(text)) throw new DecodeError(`integer value ${JSON.stringify(text)} is not a decimal number`);
-  const big = BigInt(text);
-  return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
-}
+/** The engine's clock: monotonic milliseconds. */
+const now = typeof performance !== "undefined" && typeof performance.now === "function"
+  ? () => performance.now()
+  : () => Date.now();
 
 /**
  * The caller's hash function as the engine calls it during python-memcached's re-hash past
- * a dead server (str(hash) + str(i) hashed again): the checked hash, or, when the function
+ * a down server (str(hash) + str(i) hashed again): the checked hash, or, when the function
  * throws or returns something that is not a u32, the reason as a string, which the engine
  * turns into a BAD_ARGUMENT rejection of the call (no exception unwinds through wasm).
  */
@@ -137,17 +49,6 @@ function rehashFunction(client) {
   };
 }
 
-/**
- * The per-connection deadline timer. In Node it does not keep the process alive by itself:
- * a socket with requests in flight does (TcpTransport.setBusy), so a script whose calls
- * are all answered exits at once instead of waiting for the timer.
- */
-function armTimer(fn, ms, server) {
-  const timer = setTimeout(fn, ms, server);
-  if (typeof timer === "object" && typeof timer.unref === "function") timer.unref();
-  return timer;
-}
-
 /** A Promise's settlers, captured without a closure per call. */
 const settlers = { resolve: null, reject: null };
 function captureSettlers(resolve, reject) {
@@ -157,133 +58,97 @@ function captureSettlers(resolve, reject) {
 
 function closedPromise() { return Promise.reject(new ClosedError("the client is closed")); }
 
-/** One call waiting for its results; `parts` is how many servers still owe a record. */
-class Operation {
-  constructor(kind, id) {
-    this.kind = kind;
-    this.id = id;
-    this.start = 0;       // where its bytes begin in the batch being built
-    this.parts = 0;
-    this.deadline = 0;
-    this.settled = false;
-    this.keys = null;     // the caller's keys, for multi ops (results name keys by index)
-    this.result = undefined;
-    this.resolve = null;
-    this.reject = null;
-  }
-  fail(error) {
-    if (this.settled) return;
-    this.settled = true;
-    this.reject(error);
-  }
-  done(value) {
-    if (this.settled) return;
-    this.settled = true;
-    this.resolve(value);
-  }
+function withErrorsOption(options) {
+  const v = options?.withErrors;
+  if (v !== undefined && typeof v !== "boolean") throw new BadArgumentError("withErrors must be true or false");
+  return v === true;
 }
 
-/** A server's connection state on the JavaScript side: its transport and pending FIFO. */
-class ServerState {
-  constructor(client, index, address, weight) {
-    this.client = client;
-    this.index = index;
-    this.address = address;
-    this.weight = weight;
-    this.transport = null;
-    this.pending = new PendingQueue();
-    this.timer = null;
-    this.deadUntil = 0;
-    // A metadump owns the connection from its line's write to its reply (see metadump()):
-    // `metadump` is that op; `held` are writes {bytes, metadump} waiting their turn.
-    this.metadump = null;
-    this.held = [];
-  }
-  received(chunk) { this.client._received(this, chunk); }
-  failed(error) { this.client._serverFailed(this, error); }
+function prefixOption(options) {
+  if (options == null) return "";
+  return checkPrefix(options.keyPrefix ?? options.key_prefix ?? "");
 }
 
 export class Client {
   /**
    * @param {Array<string | {address: string, weight?: number} | [string, number]>} servers
-   * @param {object} [options] see README.md (bridge, token, timeout, deadRetry, failover, ...)
+   * @param {object} [options] see README.md (bridge, token, timeout, connectTimeout, deadRetry, ...)
    */
   constructor(servers, options = {}) {
     if (!platform) throw new MemcacheError("CLOSED", "memcache-wasm is not initialized: import it from the package entry point");
     const list = normalizeServers(servers);
-    this._bridge = pick(options, "bridge", undefined, undefined);
-    this._token = pick(options, "token", undefined, undefined);
-    if (this._bridge !== undefined && !/^wss?:\/\//.test(this._bridge)) {
-      throw new BadArgumentError(`bridge must be a ws:// or wss:// URL, got ${JSON.stringify(this._bridge)}`);
-    }
-    if (this._bridge === undefined && !platform.tcp) {
-      throw new BadArgumentError("in a browser the client needs a bridge: new Client(servers, { bridge: \"wss://host/...\" })");
-    }
-    this._timeout = pick(options, "timeout", "socket_timeout", DEFAULT_TIMEOUT_MS);
-    this._deadRetry = pick(options, "deadRetry", "dead_retry", DEFAULT_DEAD_RETRY_S);
-    if (!(this._timeout > 0)) throw new BadArgumentError("timeout must be a positive number of milliseconds");
-    if (!(this._deadRetry >= 0)) throw new BadArgumentError("deadRetry must be a non-negative number of seconds");
-    const failover = pick(options, "failover", undefined, true);
-    // Keys are always checked: a key that breaks python-memcached's rules would also break
-    // the protocol's line framing. `checkKeys: false` is accepted for parity and changes nothing.
-    pick(options, "checkKeys", "check_keys", true);
-    const minCompressLen = pick(options, "minCompressLen", "min_compress_len", 0);
-    const maxValueSize = pick(options, "maxValueSize", "server_max_value_length", DEFAULT_MAX_VALUE_SIZE);
-    if (!Number.isInteger(minCompressLen) || minCompressLen < 0) throw new BadArgumentError("minCompressLen must be a non-negative integer");
-    if (!Number.isInteger(maxValueSize) || maxValueSize < 1 || maxValueSize > 0xffffffff) throw new BadArgumentError("maxValueSize must be a positive integer");
-    this._minCompressLen = minCompressLen;
-
-    const hash = pick(options, "hashFunction", "hash_function", "crc32");
-    this._hashFunction = null;
-    let hashName = hash;
-    if (typeof hash === "function") { this._hashFunction = hash; hashName = "custom"; }
-    else if (hash !== "crc32" && hash !== "crc32-old") throw new BadArgumentError(`hashFunction must be "crc32", "crc32-old" or a function, got ${String(hash)}`);
-    const distribution = pick(options, "distribution", undefined, "modula");
-    if (distribution !== "modula" && distribution !== "ketama") throw new BadArgumentError(`distribution must be "modula" or "ketama", got ${String(distribution)}`);
-
-    const serializer = pick(options, "serializer", undefined, "json");
-    this._serializer = null;
-    let serializerName = serializer;
-    if (serializer && typeof serializer === "object") {
-      if (typeof serializer.serialize !== "function" || typeof serializer.deserialize !== "function") {
-        throw new BadArgumentError("a custom serializer needs serialize(value) and deserialize(bytes) functions");
-      }
-      this._serializer = serializer;
-      serializerName = "custom";
-    } else if (serializer !== "json" && serializer !== "pickle") {
-      throw new BadArgumentError(`serializer must be "json", "pickle" or {serialize, deserialize}, got ${String(serializer)}`);
-    }
-
-    const debug = pick(options, "debug", undefined, false);
-    this._log = !debug ? null
-      : typeof debug === "function" ? debug
-      : typeof debug.log === "function" ? (m) => debug.log(m)
-      : (m) => console.error(m);
-
+    const config = readOptions(options, { canTcp: platform.tcp });
+    this._bridge = config.bridge;
+    this._token = config.token;
+    this._timeout = config.timeoutMs;
+    this._minCompressLen = config.minCompressLen;
+    this._hashFunction = config.hashFunction;
+    this._serializer = config.customSerializer;
+    this._log = config.log;
     try {
       this._engine = new platform.Engine(
         list.map((s) => s.address), Uint32Array.from(list.map((s) => s.weight)),
-        distribution, hashName, serializerName, minCompressLen, maxValueSize, failover,
+        config.distribution, config.hashName, config.serializerName, config.minCompressLen,
+        config.maxValueSize, config.maxItemSize, config.failover,
+        config.timeoutMs, config.connectTimeoutMs, config.deadRetryMs,
         this._hashFunction === null ? undefined : rehashFunction(this),
       );
     } catch (e) {
-      throw engineError(e);
+      throw thrownError(e);
     }
-    this._servers = list.map((s, i) => new ServerState(this, i, s.address, s.weight));
+    this._servers = list.map((s, i) => new ServerConnection(this, i, s.address, s.weight));
     this._writer = new BatchWriter();
     this._batch = [];
+    this._ops = new Map();
     this._scheduled = false;
     this._nextId = 1;
-    this._deadCount = 0;
     this._closed = false;
+    this._crossing = false;
+    this._busy = false;
+    this._timer = null;
+    this._timerAt = Infinity;
+    this._listeners = { serverDown: [], serverUp: [] };
     this._flush = this._flush.bind(this);
     this._onTimer = this._onTimer.bind(this);
   }
 
-  /** The servers as configured: [{address, weight, dead}] (dead: skipped until it retries). */
+  /** The servers as configured: [{address, weight, up, dead, status}] (dead: skipped by routing now). */
   get servers() {
-    const now = Date.now();
-    return this._servers.map((s) => ({ address: s.address, weight: s.weight, dead: s.deadUntil > now }));
+    return this._servers.map((s) => {
+      const up = !this._closed && this._engine.isUp(s.index);
+      return { address: s.address, weight: s.weight, up, dead: !up, status: s.status };
+    });
+  }
+
+  // ---- events --------------------------------------------------------------------
+
+  /** Listens to "serverDown" ({ server, error }) or "serverUp" ({ server }). */
+  on(event, listener) {
+    if (!EVENTS.has(event)) throw new BadArgumentError(`unknown event ${JSON.stringify(event)}: "serverDown" or "serverUp"`);
+    if (typeof listener !== "function") throw new BadArgumentError("a listener must be a function");
+    this._listeners[event].push(listener);
+    return this;
+  }
+
+  off(event, listener) {
+    const list = this._listeners[event];
+    if (list !== undefined) {
+      const i = list.indexOf(listener);
+      if (i >= 0) list.splice(i, 1);
+    }
+    return this;
+  }
+
+  _emit(event, payload) {
+    for (const listener of [...this._listeners[event]]) {
+      try {
+        listener(payload);
+      } catch (e) {
+        // A listener's bug must not break the client's bookkeeping; it surfaces as the
+        // uncaught exception it is, after this turn.
+        queueMicrotask(() => { throw e; });
+      }
+    }
   }
 
   // ---- the API -------------------------------------------------------------------
@@ -294,9 +159,13 @@ export class Client {
   /** {value, cas} for `key`, or undefined; pass `cas` to cas(). */
   gets(key) { return this._single(Op.GETS, key); }
 
-  /** The values found, as an object keyed like `keys` (without the prefix). One request per server. */
+  /**
+   * The values found, as an object keyed like `keys` (without the prefix), with no
+   * prototype. One request per server; the keys of a server that fails are left out (with
+   * `{ withErrors: true }` the result is `{ values, errors }`, errors naming them).
+   */
   getMulti(keys, options) {
-    return this._multiKeys(Op.GET_MULTI, keys, pick(options, "keyPrefix", "key_prefix", ""), {});
+    return this._multiKeys(Op.GET_MULTI, keys, options);
   }
 
   set(key, value, expiry, options) { return this._store(Op.SET, key, value, expiry, options); }
@@ -312,14 +181,19 @@ export class Client {
     return this._store(Op.CAS, key, value, expiry, options, token);
   }
 
-  /** Sets every entry of `mapping` (an object or a Map); resolves to the keys not stored. */
+  /**
+   * Sets every entry of `mapping` (an object or a Map); resolves to the keys not stored
+   * (python-memcached's contract: too large, refused by memcached, or their server failed),
+   * the others stored. With `{ withErrors: true }`: `{ notStored, errors }`.
+   */
   setMulti(mapping, options) {
     if (typeof options === "number") options = { expiry: options };
     return this._call(Op.SET_MULTI, [], (op, w) => {
       const entries = mapping instanceof Map ? [...mapping] : Object.entries(mapping ?? {});
-      const prefix = pick(options, "keyPrefix", "key_prefix", "");
-      const expiry = checkExpiry(pick(options, "expiry", "time", 0));
-      const minCompressLen = this._compressArg(pick(options, "minCompressLen", "min_compress_len", undefined));
+      const prefix = prefixOption(options);
+      const expiry = checkExpiry(options?.expiry ?? options?.time ?? 0);
+      const minCompressLen = this._compressArg(options?.minCompressLen ?? options?.min_compress_len);
+      op.withErrors = withErrorsOption(options);
       const keys = new Array(entries.length);
       for (let i = 0; i < entries.length; i++) keys[i] = checkKey(entries[i][0]);
       op.keys = keys;
@@ -329,7 +203,7 @@ export class Client {
       w.u32(entries.length);
       for (let i = 0; i < entries.length; i++) {
         this._writeKey(w, prefix, keys[i]);
-        this._writeValue(w, entries[i][1]);
+        writeValue(w, entries[i][1], this._serializer);
       }
     });
   }
@@ -339,7 +213,7 @@ export class Client {
 
   /** Deletes every key; true when every server answered (a missing key is no failure). */
   deleteMulti(keys, options) {
-    return this._multiKeys(Op.DELETE_MULTI, keys, pick(options, "keyPrefix", "key_prefix", ""), true);
+    return this._multiKeys(Op.DELETE_MULTI, keys, options);
   }
 
   /** The new value (a BigInt above 2^53-1), or undefined when the key is missing. */
@@ -358,7 +232,7 @@ export class Client {
 
   /** Invalidates every item on every live server; true when all answered OK. */
   flushAll(delay) {
-    return this._call(Op.FLUSH_ALL, true, (op, w) => { w.u32(checkExpiry(delay)); });
+    return this._call(Op.FLUSH_ALL, undefined, (op, w) => { w.u32(checkExpiry(delay)); });
   }
 
   /** Statistics per live server: { "host:port": { name: value, ... } }; args as memcached's (e.g. "items"). */
@@ -374,14 +248,12 @@ export class Client {
 
   /**
    * The address of the server `key` goes to now, routed as a request would be this moment
-   * (distribution, hash function, dead servers re-hashed past or refused). Synchronous;
+   * (distribution, hash function, down servers re-hashed past or refused). Synchronous;
    * throws BAD_KEY for a bad key, NO_SERVER when no live server is left for it.
    */
   serverForKey(key) {
     if (this._closed) throw new ClosedError("the client is closed");
     const k = checkKey(key);
-    // Servers whose deadRetry has passed are live again for the next request, so here too.
-    if (this._deadCount > 0) this._reviveServers();
     let hash;
     try {
       hash = this._hashFunction === null ? undefined : this._hashOf(k);
@@ -393,7 +265,7 @@ export class Client {
     try {
       index = this._engine.serverForKey(k, hash);
     } catch (e) {
-      throw engineError(e);
+      throw thrownError(e);
     }
     return this._servers[index].address;
   }
@@ -408,11 +280,10 @@ export class Client {
   /**
    * The item lines of `lru_crawler metadump <scope>` on one of this client's servers, as
    * memcached sends them (`key=<url-encoded> exp=... la=... cas=... fetch=... cls=...
-   * size=...`). `scope`: "all" (default), "hash", or a slab class number. memcached
-   * refuses a metadump while replies are pending on the connection and leaves requests
-   * that arrive with its line unread, so the line goes out alone once the server's earlier
-   * replies are in, and this client's later requests to that server wait until the dump
-   * ends. A refusal (BUSY, BADCLASS, NOTSTARTED, ERROR ...) rejects with METADUMP_REFUSED.
+   * size=...`), each key once. `scope`: "all" (default), "hash", or a slab class number.
+   * The engine sends the line alone once the server's earlier replies are in and holds
+   * later requests to that server until the dump ends (memcached's rules for metadump).
+   * A refusal (BUSY, BADCLASS, NOTSTARTED, ERROR ...) rejects with METADUMP_REFUSED.
    */
   metadump({ server, scope = "all" } = {}) {
     if (this._closed) return closedPromise();
@@ -426,18 +297,12 @@ export class Client {
     else if (scope === "hash") kind = MetadumpScope.HASH;
     else if (Number.isInteger(scope) && scope >= 0 && scope <= 0xffffffff) { kind = MetadumpScope.CLASS; slabClass = scope; }
     else return Promise.reject(new BadArgumentError(`metadump scope must be "all", "hash" or a slab class number, got ${JSON.stringify(scope)}`));
-    // The engine takes a metadump only alone in its batch: what this tick queued before
-    // crosses first, then the metadump crosses at once on its own.
-    if (this._batch.length > 0) this._flush();
-    const op = this._begin(Op.METADUMP, undefined);
-    const w = this._writer;
-    w.u16(target.index);
-    w.u8(kind);
-    w.u32(slabClass);
-    const promise = this._queue(op);
-    this._flush();
-    // Every failure of a metadump is about the server named (NO_SERVER when it is dead too).
-    return promise.catch((e) => {
+    return this._call(Op.METADUMP, undefined, (op, w) => {
+      w.u16(target.index);
+      w.u8(kind);
+      w.u32(slabClass);
+    }).catch((e) => {
+      // Every failure of a metadump is about the server named (NO_SERVER when it is down too).
       if (e instanceof MemcacheError && e.server === undefined) e.server = target.address;
       throw e;
     });
@@ -450,12 +315,15 @@ export class Client {
     const error = new ClosedError("the client was closed");
     for (const op of this._batch) op.fail(error);
     this._batch = [];
-    for (const server of this._servers) this._dropServer(server, error);
-    this._engine.free();
+    for (const op of this._ops.values()) op.fail(error);
+    this._ops.clear();
+    for (const server of this._servers) server.close();
+    if (this._timer !== null) { clearTimeout(this._timer); this._timer = null; }
+    if (!this._crossing) this._engine.free();
     return Promise.resolve();
   }
 
-  // ---- encoding one call into the batch -----------------------------------------
+  // ---- writing one call into the batch ------------------------------------------
 
   // The hot calls encode without a closure per call: begin, write, then queue or abort.
 
@@ -492,22 +360,23 @@ export class Client {
       const k = checkKey(key);
       const e = checkExpiry(expiry);
       const mcl = options === undefined ? this._minCompressLen
-        : this._compressArg(typeof options === "number" ? options : pick(options, "minCompressLen", "min_compress_len", undefined));
+        : this._compressArg(typeof options === "number" ? options : (options?.minCompressLen ?? options?.min_compress_len));
       this._writeKey(w, "", k);
       w.u32(e);
       w.u32(mcl);
       if (cas !== undefined) w.u64(cas);
-      this._writeValue(w, value);
+      writeValue(w, value, this._serializer);
     } catch (e) {
       return this._abort(op, e);
     }
     return this._queue(op);
   }
 
-  _multiKeys(opcode, keys, prefix, initial) {
-    return this._call(opcode, initial, (op, w) => {
+  _multiKeys(opcode, keys, options) {
+    return this._call(opcode, opcode === Op.GET_MULTI ? Object.create(null) : undefined, (op, w) => {
       if (!Array.isArray(keys)) throw new BadArgumentError("keys must be an array");
-      if (typeof prefix !== "string") throw new BadArgumentError("keyPrefix must be a string");
+      const prefix = prefixOption(options);
+      op.withErrors = withErrorsOption(options);
       const list = new Array(keys.length);
       for (let i = 0; i < keys.length; i++) list[i] = checkKey(keys[i]);
       op.keys = list;
@@ -535,42 +404,6 @@ export class Client {
       throw new BadArgumentError(`hashFunction must return an integer from 0 to 2^32-1, got ${String(h)} for key ${JSON.stringify(full)}`);
     }
     return h;
-  }
-
-  _writeValue(w, value) {
-    switch (typeof value) {
-      case "string": w.u8(ValueKind.TEXT); w.str(value); return;
-      case "number":
-        if (Number.isSafeInteger(value)) { w.u8(ValueKind.INT); w.u32(8); w.f64(value); return; }
-        if (!Number.isFinite(value)) throw new NotSerializableError(`${value} cannot be stored (not a finite number)`);
-        break;
-      case "bigint": w.u8(ValueKind.LONG); w.str(value.toString()); return;
-      case "object":
-        if (value instanceof Uint8Array) { w.u8(ValueKind.BYTES); w.bytesField(value); return; }
-        if (value instanceof ArrayBuffer) { w.u8(ValueKind.BYTES); w.bytesField(new Uint8Array(value)); return; }
-        break;
-      case "undefined": case "function": case "symbol":
-        throw new NotSerializableError(`a value of type ${typeof value} cannot be stored`);
-      default: break;
-    }
-    if (this._serializer !== null) {
-      let out;
-      try { out = this._serializer.serialize(value); } catch (e) {
-        throw new NotSerializableError(`the serializer failed: ${e?.message ?? e}`, { cause: e });
-      }
-      if (typeof out === "string") out = new TextEncoder().encode(out);
-      if (!(out instanceof Uint8Array)) throw new NotSerializableError("serializer.serialize must return a Uint8Array or a string");
-      w.u8(ValueKind.SERIALIZED);
-      w.bytesField(out);
-      return;
-    }
-    let json;
-    try { json = JSON.stringify(value); } catch (e) {
-      throw new NotSerializableError(`value cannot be serialized as JSON: ${e?.message ?? e}`, { cause: e });
-    }
-    if (json === undefined) throw new NotSerializableError("value cannot be serialized as JSON");
-    w.u8(ValueKind.JSON);
-    w.str(json);
   }
 
   /** Starts an op in the batch: its header is written, its body comes next (null: closed). */
@@ -604,7 +437,7 @@ export class Client {
     return promise;
   }
 
-  /** Encodes one call with `encode(op, writer)` (the calls that are not on the hot path). */
+  /** Writes one call with `encode(op, writer)` (the calls that are not on the hot path). */
   _call(opcode, initial, encode) {
     const op = this._begin(opcode, initial);
     if (op === null) return closedPromise();
@@ -616,326 +449,161 @@ export class Client {
     return this._queue(op);
   }
 
-  // ---- one crossing per batch ----------------------------------------------------
+  // ---- crossings -----------------------------------------------------------------
 
   _flush() {
     this._scheduled = false;
     const ops = this._batch;
-    if (ops.length === 0) return;
+    if (ops.length === 0 || this._closed) return;
     this._batch = [];
-    if (this._deadCount > 0) this._reviveServers();
-    let out;
+    for (let i = 0; i < ops.length; i++) this._ops.set(ops[i].id, ops[i]);
+    this._setBusy(true);
+    const batch = this._writer.finish();
     try {
-      out = this._cross(this._writer.finish(), -1);
+      this._apply(this._input(batch), (engine, n) => engine.submit(now(), n));
     } catch (e) {
+      // The batch itself was refused (a bug on this side of the wire): its calls fail.
+      const error = e instanceof MemcacheError ? e : thrownError(e);
+      for (const op of ops) { this._ops.delete(op.id); op.fail(error); }
+      this._idleCheck();
+    } finally {
       this._writer.reset();
-      const error = engineError(e);
-      for (const op of ops) op.fail(error);
-      return;
-    }
-    this._writer.reset();
-    const r = new ResultReader(out);
-    const deadline = Date.now() + this._timeout;
-    const servers = this._servers;
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i];
-      const id = r.u32();
-      const status = r.u8();
-      if (id !== op.id) throw new ProtocolError(`engine answered op ${id} where ${op.id} was expected`);
-      if (status === Status.QUEUED) {
-        const n = r.u16();
-        op.parts = n;
-        op.deadline = deadline;
-        for (let j = 0; j < n; j++) servers[r.u16()].pending.push(op);
-        if (n === 0) op.done(op.result);
-      } else {
-        const code = r.u8();
-        op.fail(coreError(code, r.text()));
-      }
-    }
-    // A metadump crossed alone (see metadump()): its write is its line and nothing else.
-    const metadump = ops.length === 1 && ops[0].kind === Op.METADUMP ? ops[0] : null;
-    while (!r.done) {
-      const server = servers[r.u16()];
-      // A copy: the view into wasm memory is overwritten by the next crossing, and a
-      // socket may still hold the bytes then.
-      const bytes = r.field().slice();
-      if (server.metadump === null && server.held.length === 0 && metadump === null) this._write(server, bytes);
-      else this._hold(server, bytes, metadump);
     }
   }
-
-  /**
-   * A write that must wait: a metadump line until the server's earlier replies are in
-   * (memcached refuses it while replies are pending), and anything after a metadump line
-   * until the dump ends (memcached leaves bytes that arrive with the line unread).
-   */
-  _hold(server, bytes, metadump) {
-    server.held.push({ bytes, metadump });
-    this._releaseHeld(server);
-  }
-
-  /** Writes what may go now: held writes in order, up to a metadump still waiting its turn. */
-  _releaseHeld(server) {
-    const held = server.held;
-    let n = 0;
-    while (n < held.length && server.metadump === null) {
-      const entry = held[n];
-      if (entry.metadump !== null) {
-        if (server.pending.peek() !== entry.metadump) break;
-        this._write(server, entry.bytes);
-        server.metadump = entry.metadump;
-        n++;
-        continue;
-      }
-      let end = n;
-      let size = 0;
-      while (end < held.length && held[end].metadump === null) size += held[end++].bytes.length;
-      const bytes = end === n + 1 ? entry.bytes : new Uint8Array(size);
-      if (end > n + 1) {
-        let at = 0;
-        for (let i = n; i < end; i++) { bytes.set(held[i].bytes, at); at += held[i].bytes.length; }
-      }
-      this._write(server, bytes);
-      n = end;
-    }
-    if (n > 0) held.splice(0, n);
-  }
-
-  /**
-   * One crossing: `bytes` is copied into the engine's input buffer in wasm memory, then
-   * submitted as a batch (server -1) or received from `server`; the result is a view of the
-   * engine's output buffer, valid until the next crossing (read it, copy what is kept).
-   */
-  _cross(bytes, server) {
-    const engine = this._engine;
-    const memory = platform.memory;
-    const at = engine.input(bytes.length);
-    new Uint8Array(memory.buffer, at, bytes.length).set(bytes);
-    const n = server < 0 ? engine.submit(bytes.length) : engine.receive(server, bytes.length);
-    // Views are made after the call: wasm memory may have grown (and moved) during it.
-    return new Uint8Array(memory.buffer, engine.output(), n);
-  }
-
-  _write(server, bytes) {
-    if (server.transport === null) {
-      server.transport = platform.openTransport(server.address, server, { bridge: this._bridge, token: this._token });
-      if (this._log) this._log(`MemCached: connecting to ${server.address}${this._bridge ? ` through ${this._bridge}` : ""}`);
-    }
-    server.transport.write(bytes);
-    server.transport.setBusy(true);
-    if (server.timer === null) server.timer = armTimer(this._onTimer, this._timeout, server);
-  }
-
-  _reviveServers() {
-    const now = Date.now();
-    for (const server of this._servers) {
-      if (server.deadUntil !== 0 && server.deadUntil <= now) {
-        server.deadUntil = 0;
-        this._deadCount--;
-        this._engine.markAlive(server.index);
-        if (this._log) this._log(`MemCached: ${server.address} retried after deadRetry`);
-      }
-    }
-  }
-
-  // ---- one crossing per received chunk -------------------------------------------
 
   _received(server, chunk) {
     if (this._closed) return;
-    let out;
+    const n = this._input(chunk);
     try {
-      out = this._cross(chunk, server.index);
+      this._apply(n, (engine, len) => engine.receive(now(), server.index, len));
     } catch (e) {
-      const error = engineError(e);
-      error.server = server.address;
-      this._serverFailed(server, error);
-      return;
-    }
-    const r = new ResultReader(out);
-    const pending = server.pending;
-    while (!r.done) {
-      const id = r.u32();
-      const record = r.u8();
-      if (id === CONNECTION_BROKEN_ID) {
-        const code = r.u8();
-        const error = coreError(code, `${server.address}: ${r.text()}`);
-        error.server = server.address;
-        this._serverFailed(server, error);
-        return;
-      }
-      const op = pending.shift();
-      if (op === undefined || op.id !== id) {
-        this._serverFailed(server, new ProtocolError(`${server.address}: answer for request ${id} does not match the oldest pending one`, { server: server.address }));
-        return;
-      }
-      if (op === server.metadump) server.metadump = null;
-      this._deliver(op, record, r, server);
-    }
-    if (server.held.length > 0 && server.transport !== null) this._releaseHeld(server);
-    if (pending.size === 0 && server.transport !== null) server.transport.setBusy(false);
-  }
-
-  _deliver(op, record, r, server) {
-    op.parts--;
-    if (record === Record.ERROR) {
-      const code = r.u8();
-      const error = coreError(code, `${server.address}: ${r.text()}`);
-      error.server = server.address;
-      op.fail(error);
-      return;
-    }
-    try {
-      switch (record) {
-        case Record.MISS: op.done(undefined); return;
-        case Record.VALUE: {
-          const kind = r.u8();
-          op.done(this._decode(kind, r.field()));
-          return;
-        }
-        case Record.ITEM: {
-          const flags = r.u32();
-          const size = r.u32();
-          const cas = r.u64();
-          const kind = r.u8();
-          op.done({ value: this._decode(kind, r.field()), flags, size, server: server.address, cas });
-          return;
-        }
-        case Record.LINES: {
-          const n = r.u32();
-          const lines = new Array(n);
-          for (let i = 0; i < n; i++) lines[i] = r.text();
-          op.done(lines);
-          return;
-        }
-        case Record.CAS_VALUE: {
-          const cas = r.u64();
-          const kind = r.u8();
-          op.done({ value: this._decode(kind, r.field()), cas });
-          return;
-        }
-        case Record.TRUE:
-          if (op.parts === 0) op.done(op.result === undefined ? true : op.result);
-          return;
-        case Record.FALSE:
-          if (op.kind === Op.FLUSH_ALL || op.kind === Op.DELETE_MULTI) op.result = false;
-          if (op.parts === 0) op.done(op.result === undefined ? false : op.result);
-          return;
-        case Record.NUMBER: op.done(parseInteger(r.field())); return;
-        case Record.VALUES: {
-          // Every value is read off the buffer even when one fails to decode: the
-          // records after this one must start where they start.
-          const n = r.u32();
-          const result = op.result;
-          const keys = op.keys;
-          let failure = null;
-          for (let i = 0; i < n; i++) {
-            const index = r.u32();
-            const kind = r.u8();
-            const data = r.field();
-            if (op.settled || failure !== null) continue;
-            try {
-              result[keys[index]] = this._decode(kind, data);
-            } catch (e) {
-              failure = e;
-            }
-          }
-          if (failure !== null) throw failure;
-          break;
-        }
-        case Record.KEYS: {
-          const n = r.u32();
-          for (let i = 0; i < n; i++) {
-            const index = r.u32();
-            if (op.kind === Op.SET_MULTI) op.result.push(op.keys[index]);
-            else op.result = false;
-          }
-          break;
-        }
-        case Record.STATS: {
-          const n = r.u32();
-          const stats = {};
-          for (let i = 0; i < n; i++) {
-            const name = r.text();
-            stats[name] = r.text();
-          }
-          op.result[server.address] = stats;
-          break;
-        }
-        case Record.TEXT: op.result[server.address] = r.text(); break;
-        default:
-          throw new ProtocolError(`unknown engine record ${record}`);
-      }
-    } catch (e) {
-      op.fail(e instanceof MemcacheError ? e : new DecodeError(e?.message ?? String(e), { cause: e }));
-      return;
-    }
-    if (op.parts === 0) op.done(op.result);
-  }
-
-  _decode(kind, data) {
-    switch (kind) {
-      case ValueKind.TEXT: return decodeText(data);
-      case ValueKind.BYTES: return data.slice();
-      case ValueKind.INT: return parseInteger(data);
-      case ValueKind.LONG: return BigInt(decodeText(data).trim());
-      case ValueKind.JSON: {
-        try { return JSON.parse(decodeText(data)); } catch (e) {
-          throw new DecodeError(`stored JSON cannot be parsed: ${e.message}`);
-        }
-      }
-      case ValueKind.SERIALIZED: {
-        if (this._serializer === null) throw new DecodeError("a serialized value came back without a custom serializer to read it");
-        try { return this._serializer.deserialize(data.slice()); } catch (e) {
-          throw new DecodeError(`the serializer failed to deserialize: ${e?.message ?? e}`, { cause: e });
-        }
-      }
-      default: throw new DecodeError(`unknown value kind ${kind}`);
+      this._lost(server, thrownError(e));
     }
   }
 
-  // ---- timeouts and failures -----------------------------------------------------
-
-  /** One timer per connection: it only ever looks at the oldest pending request. */
-  _onTimer(server) {
-    server.timer = null;
-    const head = server.pending.peek();
-    if (head === undefined) return;
-    const now = Date.now();
-    if (head.deadline <= now) {
-      this._serverFailed(server, new TimeoutError(`${server.address} did not answer within ${this._timeout} ms`, { server: server.address }));
-      return;
-    }
-    server.timer = armTimer(this._onTimer, head.deadline - now, server);
-  }
-
-  _dropServer(server, error) {
-    if (server.timer !== null) { clearTimeout(server.timer); server.timer = null; }
-    const transport = server.transport;
-    server.transport = null;
-    // Held writes belong to ops in `pending`, which fail below with the connection.
-    server.held = [];
-    server.metadump = null;
-    if (transport !== null) transport.close();
-    if (!this._closed || error instanceof ClosedError) {
-      for (const op of server.pending.drain()) op.fail(error);
-    }
-  }
-
-  _serverFailed(server, error) {
+  _connected(server) {
     if (this._closed) return;
-    const hadPending = server.pending.size > 0;
-    this._dropServer(server, error);
-    this._engine.reset(server.index);
-    // A socket that closes while idle is no failure (memcached restarts, idle timeouts):
-    // reconnect on the next request. One that fails with requests in flight is dead. A
-    // bridge's refusal is policy, not a dead server: the next call asks again.
-    if (!hadPending && error.code === "CONNECTION_ERROR" && error.cause === undefined) return;
-    if (error.code === "BRIDGE_REFUSED") return;
-    if (server.deadUntil === 0) this._deadCount++;
-    server.deadUntil = Date.now() + this._deadRetry * 1000;
-    this._engine.markDead(server.index);
-    if (this._log) this._log(`MemCached: ${server.address} marked dead for ${this._deadRetry} s: ${error.message}`);
+    if (this._log) this._log(`MemCached: connected to ${server.address}`);
+    this._apply(0, (engine) => engine.connected(now(), server.index));
+  }
+
+  _lost(server, error) {
+    if (this._closed) return;
+    const kind = error?.code === "BRIDGE_REFUSED" ? LinkFailure.BRIDGE_REFUSED : LinkFailure.CONNECTION;
+    const message = error?.message ?? String(error);
+    this._apply(0, (engine) => engine.connectionLost(now(), server.index, kind, message));
+  }
+
+  _onTimer() {
+    this._timer = null;
+    this._timerAt = Infinity;
+    if (this._closed) return;
+    this._apply(0, (engine) => engine.handleTimeout(now()));
+  }
+
+  /** Copies `bytes` into the engine's input buffer; returns their length. */
+  _input(bytes) {
+    const at = this._engine.input(bytes.length);
+    new Uint8Array(platform.memory.buffer, at, bytes.length).set(bytes);
+    return bytes.length;
+  }
+
+  /**
+   * One crossing: `call(engine, inputLength)` returns the output's length; the output is
+   * read where it lies in wasm memory (valid until the next crossing) and carried out.
+   */
+  _apply(inputLength, call) {
+    const engine = this._engine;
+    this._crossing = true;
+    let events = null;
+    try {
+      const n = call(engine, inputLength);
+      // Views are made after the call: wasm memory may have grown (and moved) during it.
+      const r = new ResultReader(new Uint8Array(platform.memory.buffer, engine.output(), n));
+      const wake = r.f64();
+      const ops = this._ops;
+      const servers = this._servers;
+      while (!r.done) {
+        switch (r.u8()) {
+          case Entry.OUTCOME: {
+            const id = r.u32();
+            const record = r.u8();
+            let op = ops.get(id);
+            if (op === undefined) {
+              // Only a client closed during this crossing (by a serializer or hash function
+              // it called) has outcomes for calls it already failed: read them past.
+              if (!this._closed) throw new MemcacheError("PROTOCOL_ERROR", `engine answered call ${id}, which is not waiting`);
+              op = new Operation(0, id);
+              op.settled = true;
+            }
+            op.apply(record, r, this);
+            if (op.settled) ops.delete(id);
+            break;
+          }
+          case Entry.WRITE: {
+            const server = servers[r.u16()];
+            // A copy: the view into wasm memory is overwritten by the next crossing, and a
+            // socket may still hold the bytes then.
+            server.write(r.field().slice());
+            break;
+          }
+          case Entry.CONNECT: {
+            const server = servers[r.u16()];
+            if (this._log) this._log(`MemCached: connecting to ${server.address}${this._bridge ? ` through ${this._bridge}` : ""}`);
+            server.connect(platform.openTransport, { bridge: this._bridge, token: this._token }, this._busy);
+            break;
+          }
+          case Entry.CLOSE: servers[r.u16()].close(); break;
+          case Entry.SERVER_DOWN: {
+            const server = servers[r.u16()];
+            const error = readError(r, servers);
+            (events ??= []).push(["serverDown", { server: server.address, error }]);
+            if (this._log) this._log(`MemCached: ${server.address}: ${error.message}.  Marking dead; probing it in the background.`);
+            break;
+          }
+          case Entry.SERVER_UP: {
+            const server = servers[r.u16()];
+            (events ??= []).push(["serverUp", { server: server.address }]);
+            if (this._log) this._log(`MemCached: ${server.address} answered a probe: alive again.`);
+            break;
+          }
+          default:
+            throw new MemcacheError("PROTOCOL_ERROR", "unknown engine output entry: the JavaScript and wasm files are of different builds");
+        }
+      }
+      this._arm(wake);
+    } finally {
+      this._crossing = false;
+      if (this._closed) this._engine.free();
+    }
+    this._idleCheck();
+    // Listeners run after the output is carried out: they may call the client again.
+    if (events !== null) for (const [name, payload] of events) this._emit(name, payload);
+  }
+
+  /** Arms the one timer for `wake` (engine clock ms), unless it already fires by then. */
+  _arm(wake) {
+    if (wake < 0 || this._closed) return;
+    if (this._timer !== null && this._timerAt <= wake) return;
+    if (this._timer !== null) clearTimeout(this._timer);
+    // +1: a timer may fire within the millisecond it was asked for; the engine counts whole ms.
+    const delay = Math.max(0, Math.ceil(wake - now()) + 1);
+    this._timerAt = wake;
+    const timer = setTimeout(this._onTimer, delay);
+    // Sockets with calls in flight keep Node alive (setBusy); the timer alone does not, so a
+    // script whose calls are all answered exits at once.
+    if (typeof timer === "object" && typeof timer.unref === "function") timer.unref();
+    this._timer = timer;
+  }
+
+  _idleCheck() {
+    if (this._busy && this._ops.size === 0) this._setBusy(false);
+  }
+
+  _setBusy(busy) {
+    if (this._busy === busy) return;
+    this._busy = busy;
+    for (const server of this._servers) server.setBusy(busy);
   }
 }
 

@@ -1,6 +1,6 @@
 // The errors the client rejects with: one MemcacheError class per failure kind, each with
-// a stable `code` string (documented in README.md). The codes BAD_KEY .. BAD_ARGUMENT are
-// the core's `Error::code()`; the others come from the JavaScript layer (sockets, timers).
+// a stable `code` string (documented in README.md). Every code but CLOSED is the core's
+// `Error::code()` (client-wasm/src/error.rs); operations.js maps the engine's codes here.
 
 export class MemcacheError extends Error {
   constructor(code, message, details) {
@@ -56,11 +56,16 @@ export class BadArgumentError extends MemcacheError {
 export class MetadumpRefusedError extends MemcacheError {
   constructor(message, details) { super("METADUMP_REFUSED", message, details); this.name = "MetadumpRefusedError"; }
 }
-/** The connection to a server failed or broke; `server` names it. */
+/** memcached did not store one key of a setMulti (NOT_STORED, EXISTS or NOT_FOUND). */
+export class NotStoredError extends MemcacheError {
+  constructor(message, details) { super("NOT_STORED", message, details); this.name = "NotStoredError"; }
+}
+/** The connection to a server failed or broke; `server` names it, `cause` is the socket's error. */
 export class ConnectionError extends MemcacheError {
   constructor(message, details) { super("CONNECTION_ERROR", message, details); this.name = "ConnectionError"; }
 }
-/** A request got no answer within `timeout` ms; the connection was dropped. */
+/** A request got no answer within `timeout` ms, or a connection was not made within
+ * `connectTimeout` ms; the connection was dropped and the server is probed again. */
 export class TimeoutError extends MemcacheError {
   constructor(message, details) { super("TIMEOUT", message, details); this.name = "TimeoutError"; }
 }
@@ -72,18 +77,3 @@ export class BridgeRefusedError extends MemcacheError {
 export class ClosedError extends MemcacheError {
   constructor(message, details) { super("CLOSED", message, details); this.name = "ClosedError"; }
 }
-
-/** The core's error codes, in the order of the numeric codes the engine writes (see engine.rs). */
-export const CORE_ERROR_CLASSES = [
-  BadKeyError,
-  ValueTooLargeError,
-  NotSerializableError,
-  DecodeError,
-  ProtocolError,
-  UnknownCommandError,
-  ClientError,
-  ServerError,
-  NoServerError,
-  BadArgumentError,
-  MetadumpRefusedError,
-];

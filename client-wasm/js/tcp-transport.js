@@ -1,11 +1,20 @@
 // Node TCP transport: one socket per memcached server, Nagle off so a batch leaves at
-// once. It only moves bytes; the sink (the client's per-server state) gets `received(chunk)`
-// and `failed(error)`, and every request-level decision stays in the client and the engine.
+// once, TCP keepalive on so a peer that vanished without a FIN is noticed on an idle
+// connection. It only moves bytes; the sink (the client's per-server connection) gets
+// `connected()`, `received(chunk)` and `failed(error)`, and every decision (timeouts,
+// retries) stays in the engine.
 import net from "node:net";
 import { ConnectionError } from "./errors.js";
 
 /** memcached's well-known port, used when an address names none (as python-memcached). */
 const DEFAULT_PORT = 11211;
+
+/**
+ * Idle time before the first keepalive probe. Linux's default is two hours; a minute
+ * finds a dead peer (a host that rebooted, a dropped NAT entry) while the connection is
+ * idle, long before a request would have to time out on it.
+ */
+const KEEPALIVE_DELAY_MS = 60_000;
 
 /** "host:port", "[v6]:port", "inet:host:port", "inet6:[v6]:port" or "unix:/path" to net options. */
 export function parseAddress(address) {
@@ -25,6 +34,8 @@ export class TcpTransport {
     this.closed = false;
     this.socket = net.connect(parseAddress(address));
     this.socket.setNoDelay(true);
+    this.socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+    this.socket.on("connect", () => { if (!this.closed) this.sink.connected(); });
     // Nothing from a socket given up on may reach the server's next connection.
     this.socket.on("data", (chunk) => { if (!this.closed) this.sink.received(chunk); });
     this.socket.on("error", (err) => this.fail(`connection to ${address} failed: ${err.code ?? err.message}`, err));

@@ -51,6 +51,7 @@ export class WebSocketTransport {
     this.socket = socket;
     socket.onopen = () => {
       this.open = true;
+      if (!this.closed) this.sink.connected();
       const queued = this.queued;
       this.queued = [];
       for (const bytes of queued) this.write(bytes);

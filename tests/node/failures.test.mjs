@@ -45,8 +45,13 @@ test("bad keys are refused with BAD_KEY and nothing is sent", async () => {
 test("a value over maxValueSize is VALUE_TOO_LARGE; compression can bring it under", async () => {
   const { mc } = await oneServer({ maxValueSize: 1000 });
   await assert.rejects(mc.set("big", "x".repeat(1001)), code("VALUE_TOO_LARGE"));
-  await assert.rejects(mc.setMulti({ a: "ok", b: new Uint8Array(5000) }), code("VALUE_TOO_LARGE"));
-  assert.equal(await mc.get("a"), undefined);
+  // setMulti stores the others and returns the key too large, as python-memcached does.
+  assert.deepEqual(await mc.setMulti({ a: "ok", b: new Uint8Array(5000) }), ["b"]);
+  assert.equal(await mc.get("a"), "ok");
+  const { notStored, errors } = await mc.setMulti({ c: "ok", d: new Uint8Array(5000) }, { withErrors: true });
+  assert.deepEqual(notStored, ["d"]);
+  assert.equal(errors.d.code, "VALUE_TOO_LARGE");
+  assert.equal(errors.d.key, "d");
   assert.equal(await mc.set("big", "x".repeat(5000), 0, { minCompressLen: 100 }), true);
   assert.equal(await mc.get("big"), "x".repeat(5000));
 });
@@ -89,29 +94,51 @@ test("a server killed mid-request rejects what was pending with CONNECTION_ERROR
   const { server, mc } = await oneServer({ timeout: 5000, deadRetry: 0.2 });
   assert.equal(await mc.set("k", "v"), true);
   await server.pause(); // the request reaches the socket but is not answered...
-  const pending = Promise.allSettled([mc.get("k"), mc.set("k2", "v"), mc.getMulti(["a", "b"])]);
+  const pending = Promise.allSettled([mc.get("k"), mc.set("k2", "v"), mc.getMulti(["a", "b"], { withErrors: true })]);
   await new Promise((r) => setTimeout(r, 100));
   const started = Date.now();
   await server.stop(); // ...then the server dies with it in flight
-  const results = await pending;
+  const [get, set, multi] = await pending;
   assert.ok(Date.now() - started < 2000, "rejected promptly, not at the timeout");
-  for (const r of results) {
+  for (const r of [get, set]) {
     assert.equal(r.status, "rejected");
     assert.equal(r.reason.code, "CONNECTION_ERROR");
     assert.equal(r.reason.server, server.address);
+  }
+  // A multi-get resolves with what answered (nothing here) and names the keys that failed.
+  assert.equal(multi.status, "fulfilled");
+  assert.deepEqual({ ...multi.value.values }, {});
+  assert.deepEqual(Object.keys(multi.value.errors).sort(), ["a", "b"]);
+  for (const error of Object.values(multi.value.errors)) {
+    assert.equal(error.code, "CONNECTION_ERROR");
+    assert.equal(error.server, server.address);
   }
   // While it is down, calls fail fast: connection refused, then NO_SERVER while dead.
   await assert.rejects(mc.get("k"), (e) => ["CONNECTION_ERROR", "NO_SERVER"].includes(e.code));
 });
 
-test("a restarted server: the client recovers after deadRetry", async () => {
+/** Resolves once `predicate()` holds, checking every few ms; fails after `ms`. */
+async function until(predicate, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test("a restarted server comes back by itself: a background probe finds it and serverUp fires", async () => {
   const { server, mc } = await oneServer({ deadRetry: 1 });
+  const events = [];
+  mc.on("serverDown", (e) => events.push(["down", e.server, e.error.code]));
+  const up = new Promise((resolve) => mc.on("serverUp", (e) => { events.push(["up", e.server]); resolve(); }));
   assert.equal(await mc.set("k", "v1"), true);
   await server.stop();
   await assert.rejects(mc.get("k"), code("CONNECTION_ERROR"));
   await assert.rejects(mc.get("k"), code("NO_SERVER"));
+  assert.equal(mc.servers[0].dead, true);
   await server.startProcess();
-  await new Promise((r) => setTimeout(r, 1100));
+  await up; // no call of ours was needed: the engine probed it
+  assert.deepEqual(events, [["down", server.address, "CONNECTION_ERROR"], ["up", server.address]]);
   assert.equal(await mc.set("k", "v2"), true);
   assert.equal(await mc.get("k"), "v2");
 });
@@ -119,8 +146,10 @@ test("a restarted server: the client recovers after deadRetry", async () => {
 test("an idle connection closed by a restart is reopened without marking the server dead", async () => {
   const { server, mc } = await oneServer({ deadRetry: 60 });
   assert.equal(await mc.set("k", "v"), true);
+  assert.equal(mc.servers[0].status, "open");
   await server.restart();
-  await new Promise((r) => setTimeout(r, 100));
+  // The old socket's close arrives on its own; the next call then opens a new one.
+  await until(() => mc.servers[0].status === "closed", 2000, "the socket's close");
   assert.equal(await mc.get("k"), undefined); // a fresh memcached, reached at once
   assert.equal(mc.servers[0].dead, false);
 });
@@ -202,7 +231,12 @@ test("a value that cannot be decoded rejects its call with DECODE_ERROR; the cal
     mc.get("d:badflags"),
     mc.get("d:good2"),
   ]);
-  assert.equal(multi.reason.code, "DECODE_ERROR");
+  // One odd item fails that key alone: the multi-get keeps the good key and names the bad one.
+  assert.deepEqual({ ...multi.value }, { "d:good": "fine" });
+  const detailed = await mc.getMulti(["d:badjson", "d:good"], { withErrors: true });
+  assert.deepEqual({ ...detailed.values }, { "d:good": "fine" });
+  assert.equal(detailed.errors["d:badjson"].code, "DECODE_ERROR");
+  assert.equal(detailed.errors["d:badjson"].key, "d:badjson");
   assert.equal(single.value, "fine");
   assert.equal(utf8.reason.code, "DECODE_ERROR");
   assert.equal(flags.reason.code, "DECODE_ERROR");

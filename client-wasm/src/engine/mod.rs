@@ -363,22 +363,26 @@ impl Engine {
         let mut o = Out(out);
         for server in 0..self.servers.len() {
             let s = &self.servers[server];
+            // A connection not made in time is a connection failure; a request not answered
+            // in time is a timeout.
             let overdue = match s.link {
-                Link::Connecting { deadline } if deadline <= now => Some(format!(
-                    "{}: the connection was not made within connectTimeout ({} ms)",
-                    s.address, self.timing.connect_timeout_ms
-                )),
+                Link::Connecting { deadline } if deadline <= now => {
+                    Some(Error::Connection(format!(
+                        "{}: the connection was not made within connectTimeout ({} ms)",
+                        s.address, self.timing.connect_timeout_ms
+                    )))
+                }
                 _ => match s.connection.oldest() {
-                    Some(w) if w.deadline <= now => Some(format!(
+                    Some(w) if w.deadline <= now => Some(Error::Timeout(format!(
                         "{} did not answer within {} ms",
                         s.address, self.timing.timeout_ms
-                    )),
+                    ))),
                     _ => None,
                 },
             };
-            if let Some(message) = overdue {
+            if let Some(error) = overdue {
                 o.server_entry(entry::CLOSE, server);
-                self.fail_server(server, Error::Timeout(message), true, &mut o);
+                self.fail_server(server, error, true, &mut o);
             }
             let s = &mut self.servers[server];
             if let Some(at) = s.health.probe_due() {

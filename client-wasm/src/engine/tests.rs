@@ -499,7 +499,7 @@ fn a_connection_that_is_not_made_in_time_fails_with_connect_timeout() {
     let [(1, Rec::Error(e))] = &out.outcomes()[..] else {
         panic!("{out:?}")
     };
-    assert_eq!(e.code, "TIMEOUT");
+    assert_eq!(e.code, "CONNECTION_ERROR");
     assert!(e.message.contains("connectTimeout"), "{}", e.message);
 }
 
