@@ -42,3 +42,11 @@ export async function presentCount(address, keys) {
   }
   return present;
 }
+
+/** memcached's `stats` as { name: value } (values as the strings memcached sends). */
+export async function rawStats(address) {
+  const text = (await rawCommand(address, "stats\r\n")).toString("latin1");
+  const stats = {};
+  for (const m of text.matchAll(/^STAT (\S+) (.*)\r$/gm)) stats[m[1]] = m[2];
+  return stats;
+}
