@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 // Before/after for a change to memcache-wasm: two builds of the package (folders with
-// package.json, js/ and pkg/, e.g. from bench/wasm-variant.sh) loaded in one process, both
-// connected to the same memcached, each workload run in short blocks taken in turn, medians
-// over the blocks. Side by side, the drift of this shared VM cancels out of the ratio.
+// package.json, js/ and pkg/, e.g. from bench/wasm-variant.sh or a git worktree of the old
+// commit) loaded in one process beside the raw socket client, all connected to the same
+// memcached servers, each workload run in short blocks taken in turn, medians over the
+// blocks. Side by side, the drift of this shared VM cancels out of the ratios: after/before
+// and after/raw are medians of the round-by-round ratios.
 //
-//   node bench/ab.mjs BEFORE_DIR AFTER_DIR [--size BYTES] [--rounds N]
+//   node bench/ab.mjs BEFORE_DIR AFTER_DIR [--size BYTES] [--rounds N] [--servers N]
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { RawClient } from './raw-client.mjs';
 import { startMemcached } from './servers.mjs';
 import { dataset, populate, timeOperations, warmUp } from './workloads.mjs';
 
@@ -42,6 +45,15 @@ function adapter(client) {
   };
 }
 
+function rawAdapter(client) {
+  return {
+    get: (key) => client.get(key),
+    set: (key, value) => client.set(key, value),
+    getMulti: async (keys) => (await client.getMulti(keys)).size,
+    close: () => client.close(),
+  };
+}
+
 function operation(client, kind, data) {
   if (kind === 'get') {
     return async (i) => {
@@ -63,19 +75,27 @@ function operation(client, kind, data) {
 async function main() {
   const args = process.argv.slice(2);
   const dirs = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
-  if (dirs.length !== 2) throw new Error('usage: node bench/ab.mjs BEFORE_DIR AFTER_DIR [--size BYTES] [--rounds N]');
-  const size = args.includes('--size') ? Number(args[args.indexOf('--size') + 1]) : 100;
-  const rounds = args.includes('--rounds') ? Number(args[args.indexOf('--rounds') + 1]) : DEFAULT_ROUNDS;
-  const server = await startMemcached();
+  if (dirs.length !== 2) throw new Error('usage: node bench/ab.mjs BEFORE_DIR AFTER_DIR [--size BYTES] [--rounds N] [--servers N]');
+  const option = (name, fallback) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
+  const size = option('--size', 100);
+  const rounds = option('--rounds', DEFAULT_ROUNDS);
+  const serverCount = option('--servers', 1);
+  const servers = [];
+  for (let i = 0; i < serverCount; i++) servers.push(await startMemcached());
+  const addresses = servers.map((s) => s.address);
   const sides = [];
   try {
-    for (const [i, dir] of dirs.entries()) {
+    const clients = [];
+    for (const dir of dirs) {
       const Client = await loadClient(path.resolve(dir));
-      const client = adapter(new Client([server.address], { timeout: 10_000 }));
+      clients.push(adapter(new Client(addresses, { timeout: 10_000 })));
+    }
+    clients.push(rawAdapter(await RawClient.connect(addresses)));
+    for (const [i, client] of clients.entries()) {
       const data = dataset(size, 1_000, `ab${i}`);
       await populate(client, data, 60_000);
       await warmUp(client, data, { smoke: false, timeLimitMs: 30_000 });
-      sides.push({ name: i === 0 ? 'before' : 'after', dir, client, data, rates: {} });
+      sides.push({ name: ['before', 'after', 'raw'][i], dir: dirs[i] ?? 'raw socket', client, data, rates: {} });
     }
     for (const block of BLOCKS) {
       for (const side of sides) side.rates[block.id] = [];
@@ -87,21 +107,26 @@ async function main() {
             inFlight: block.inFlight,
             timeLimitMs: BLOCK_LIMIT_MS,
           });
-          side.rates[block.id].push(run.ops / (run.elapsedMs / 1000));
+          // A multi-get's rate counts keys, as the issues' keys/s figures do.
+          const perOp = block.kind === 'multi' ? side.data.multiKeys[0].length : 1;
+          side.rates[block.id].push((run.ops * perOp) / (run.elapsedMs / 1000));
         }
       }
     }
   } finally {
     for (const side of sides) await side.client.close();
-    await server.stop();
+    for (const server of servers) await server.stop();
   }
-  console.log(`| workload (${size}-byte values, ${rounds} rounds) | before ops/s | after ops/s | after / before |`);
-  console.log('|---|--:|--:|--:|');
+  const ratio = (a, b, id) => median(a.rates[id].map((v, i) => v / b.rates[id][i]));
+  const [before, after, raw] = sides;
+  console.log(`| workload (${size}-byte values, ${serverCount} server${serverCount > 1 ? 's' : ''}, ${rounds} rounds) | before | after | raw socket | after / before | after / raw |`);
+  console.log('|---|--:|--:|--:|--:|--:|');
   for (const block of BLOCKS) {
-    const [a, b] = sides.map((s) => median(s.rates[block.id]));
-    console.log(`| ${block.id} | ${Math.round(a)} | ${Math.round(b)} | ${(b / a).toFixed(2)}x |`);
+    const unit = block.kind === 'multi' ? ' keys/s' : ' ops/s';
+    const [a, b, c] = sides.map((s) => Math.round(median(s.rates[block.id])));
+    console.log(`| ${block.id} | ${a}${unit} | ${b}${unit} | ${c}${unit} | ${ratio(after, before, block.id).toFixed(2)}x | ${ratio(after, raw, block.id).toFixed(2)}x |`);
   }
-  console.log(`\nbefore: ${sides[0].dir}\nafter: ${sides[1].dir}`);
+  console.log(`\nbefore: ${dirs[0]}\nafter: ${dirs[1]}`);
 }
 
 main().then(

@@ -8,7 +8,7 @@
 import { BatchWriter, ResultReader } from "./batch.js";
 import { BadArgumentError, ClosedError, MemcacheError } from "./errors.js";
 import {
-  Operation, checkCas, checkDelta, checkExpiry, checkKey, checkPrefix, readError, thrownError, writeValue,
+  OpTable, Operation, checkCas, checkDelta, checkExpiry, checkKey, checkPrefix, readError, thrownError, writeValue,
 } from "./operations.js";
 import { normalizeServers, readOptions } from "./options.js";
 import { ServerConnection } from "./server-connection.js";
@@ -99,7 +99,7 @@ export class Client {
     this._servers = list.map((s, i) => new ServerConnection(this, i, s.address, s.weight));
     this._writer = new BatchWriter();
     this._batch = [];
-    this._ops = new Map();
+    this._ops = new OpTable();
     this._scheduled = false;
     this._nextId = 1;
     this._closed = false;
@@ -458,47 +458,52 @@ export class Client {
     this._batch = [];
     for (let i = 0; i < ops.length; i++) this._ops.set(ops[i].id, ops[i]);
     this._setBusy(true);
-    const batch = this._writer.finish();
+    const n = this._input(this._writer.finish());
+    this._writer.reset();
+    let length;
     try {
-      this._apply(this._input(batch), (engine, n) => engine.submit(now(), n));
+      length = this._engine.submit(now(), n);
     } catch (e) {
       // The batch itself was refused (a bug on this side of the wire): its calls fail.
-      const error = e instanceof MemcacheError ? e : thrownError(e);
+      const error = thrownError(e);
       for (const op of ops) { this._ops.delete(op.id); op.fail(error); }
       this._idleCheck();
-    } finally {
-      this._writer.reset();
+      return;
     }
+    this._carryOut(length);
   }
 
   _received(server, chunk) {
     if (this._closed) return;
     const n = this._input(chunk);
+    let length;
     try {
-      this._apply(n, (engine, len) => engine.receive(now(), server.index, len));
+      length = this._engine.receive(now(), server.index, n);
     } catch (e) {
       this._lost(server, thrownError(e));
+      return;
     }
+    this._carryOut(length);
   }
 
   _connected(server) {
     if (this._closed) return;
     if (this._log) this._log(`MemCached: connected to ${server.address}`);
-    this._apply(0, (engine) => engine.connected(now(), server.index));
+    this._carryOut(this._engine.connected(now(), server.index));
   }
 
   _lost(server, error) {
     if (this._closed) return;
     const kind = error?.code === "BRIDGE_REFUSED" ? LinkFailure.BRIDGE_REFUSED : LinkFailure.CONNECTION;
     const message = error?.message ?? String(error);
-    this._apply(0, (engine) => engine.connectionLost(now(), server.index, kind, message));
+    this._carryOut(this._engine.connectionLost(now(), server.index, kind, message));
   }
 
   _onTimer() {
     this._timer = null;
     this._timerAt = Infinity;
     if (this._closed) return;
-    this._apply(0, (engine) => engine.handleTimeout(now()));
+    this._carryOut(this._engine.handleTimeout(now()));
   }
 
   /** Copies `bytes` into the engine's input buffer; returns their length. */
@@ -509,15 +514,14 @@ export class Client {
   }
 
   /**
-   * One crossing: `call(engine, inputLength)` returns the output's length; the output is
-   * read where it lies in wasm memory (valid until the next crossing) and carried out.
+   * Carries out the output of the crossing that just returned `n`: it is read where it lies
+   * in wasm memory (valid until the next crossing).
    */
-  _apply(inputLength, call) {
+  _carryOut(n) {
     const engine = this._engine;
     this._crossing = true;
     let events = null;
     try {
-      const n = call(engine, inputLength);
       // Views are made after the call: wasm memory may have grown (and moved) during it.
       const r = new ResultReader(new Uint8Array(platform.memory.buffer, engine.output(), n));
       const wake = r.f64();
@@ -530,8 +534,8 @@ export class Client {
             const record = r.u8();
             let op = ops.get(id);
             if (op === undefined) {
-              // Only a client closed during this crossing (by a serializer or hash function
-              // it called) has outcomes for calls it already failed: read them past.
+              // Only a client closed during this crossing (by a serializer it called) has
+              // outcomes for calls it already failed: read them past.
               if (!this._closed) throw new MemcacheError("PROTOCOL_ERROR", `engine answered call ${id}, which is not waiting`);
               op = new Operation(0, id);
               op.settled = true;
@@ -574,7 +578,7 @@ export class Client {
       this._arm(wake);
     } finally {
       this._crossing = false;
-      if (this._closed) this._engine.free();
+      if (this._closed) engine.free();
     }
     this._idleCheck();
     // Listeners run after the output is carried out: they may call the client again.

@@ -33,14 +33,22 @@ export interface ClientOptions {
   checkKeys?: boolean;
   /** Milliseconds a request may wait for its answer (default 3000). */
   timeout?: number;
-  /** Seconds a failed server is skipped (default 30). */
+  /** Milliseconds a new connection may take to open (default 1000). */
+  connectTimeout?: number;
+  /** Seconds: the longest wait between background probes of a down server (default 30). */
   deadRetry?: number;
+  /** Largest value read back (default 64 MiB); a larger item fails its key alone with VALUE_TOO_LARGE. */
+  maxItemSize?: number;
   /** Re-hash a dead server's keys to another server, as python-memcached does (default true). */
   failover?: boolean;
   /** snake_case spellings are accepted too. */
   min_compress_len?: number;
+  /** python-memcached's units: seconds. */
   dead_retry?: number;
+  /** Seconds, as python-memcached's. */
   socket_timeout?: number;
+  /** Seconds. */
+  connect_timeout?: number;
   check_keys?: boolean;
   server_max_value_length?: number;
 }
@@ -58,6 +66,35 @@ export interface StoreOptions {
 export interface SetMultiOptions extends PrefixOptions, StoreOptions {
   expiry?: number;
   time?: number;
+  /** Resolve with `{ notStored, errors }` instead of the keys not stored. */
+  withErrors?: boolean;
+}
+
+/** Keys to their errors (a null-prototype object). */
+export type KeyErrors = Record<string, MemcacheError>;
+
+/** What getMulti resolves to with `{ withErrors: true }`. */
+export interface GetMultiResult<T = unknown> {
+  /** The keys found (a null-prototype object). */
+  values: Record<string, T>;
+  /** Each key that could not be read: its server failed, timed out or is down, the item is over maxItemSize, or it cannot be decoded. */
+  errors: KeyErrors;
+}
+
+/** What setMulti resolves to with `{ withErrors: true }`. */
+export interface SetMultiResult {
+  notStored: string[];
+  errors: KeyErrors;
+}
+
+export interface ServerDownEvent {
+  server: string;
+  /** Why: CONNECTION_ERROR, TIMEOUT or PROTOCOL_ERROR. */
+  error: MemcacheError;
+}
+
+export interface ServerUpEvent {
+  server: string;
 }
 
 export interface CasResult<T = unknown> {
@@ -93,14 +130,23 @@ export type PerServer<T> = Record<string, T>;
 export class Client {
   constructor(servers: ServerSpec | ServerSpec[], options?: ClientOptions);
 
-  /** The servers as configured, and whether each is currently skipped as dead. */
-  readonly servers: { address: string; weight: number; dead: boolean }[];
+  /** The servers as configured: whether routing sends keys to each now (`up`; `dead` is its
+   * opposite, python-memcached's word) and the state of its socket. */
+  readonly servers: { address: string; weight: number; up: boolean; dead: boolean; status: "closed" | "connecting" | "open" }[];
+
+  /** A server went down (its keys re-hash to the others; it is probed in the background). */
+  on(event: "serverDown", listener: (event: ServerDownEvent) => void): this;
+  /** A down server answered a probe and takes keys again. */
+  on(event: "serverUp", listener: (event: ServerUpEvent) => void): this;
+  off(event: "serverDown" | "serverUp", listener: (...args: any[]) => void): this;
 
   /** The value, or undefined on a miss. */
   get<T = unknown>(key: string): Promise<T | undefined>;
   gets<T = unknown>(key: string): Promise<CasResult<T> | undefined>;
-  /** The values found, keyed as given (without the prefix). One request per server. */
-  getMulti<T = unknown>(keys: string[], options?: PrefixOptions): Promise<Record<string, T>>;
+  /** The values found, keyed as given (without the prefix), in a null-prototype object. One
+   * request per server; the keys of a server that fails are left out (or named, withErrors). */
+  getMulti<T = unknown>(keys: string[], options: PrefixOptions & { withErrors: true }): Promise<GetMultiResult<T>>;
+  getMulti<T = unknown>(keys: string[], options?: PrefixOptions & { withErrors?: false }): Promise<Record<string, T>>;
 
   /** true when stored. `expiry` in seconds (or a unix time), 0 for none. */
   set(key: string, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
@@ -110,8 +156,9 @@ export class Client {
   prepend(key: string, value: Value, expiry?: number): Promise<boolean>;
   /** Stores only if unchanged since gets() returned `cas`: true when stored. */
   cas(key: string, value: Value, cas: bigint | number | string, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
-  /** The keys not stored. */
-  setMulti(mapping: Record<string, Value> | Map<string, Value>, options?: SetMultiOptions | number): Promise<string[]>;
+  /** The keys not stored (too large, refused, or their server failed); the others are stored. */
+  setMulti(mapping: Record<string, Value> | Map<string, Value>, options: SetMultiOptions & { withErrors: true }): Promise<SetMultiResult>;
+  setMulti(mapping: Record<string, Value> | Map<string, Value>, options?: (SetMultiOptions & { withErrors?: false }) | number): Promise<string[]>;
 
   /** true when deleted, false when it was not there. */
   delete(key: string): Promise<boolean>;
@@ -154,12 +201,14 @@ export class Client {
 export type ErrorCode =
   | "BAD_KEY" | "VALUE_TOO_LARGE" | "NOT_SERIALIZABLE" | "DECODE_ERROR" | "PROTOCOL_ERROR"
   | "UNKNOWN_COMMAND" | "CLIENT_ERROR" | "SERVER_ERROR" | "NO_SERVER" | "BAD_ARGUMENT"
-  | "METADUMP_REFUSED" | "CONNECTION_ERROR" | "TIMEOUT" | "BRIDGE_REFUSED" | "CLOSED";
+  | "METADUMP_REFUSED" | "CONNECTION_ERROR" | "TIMEOUT" | "NOT_STORED" | "BRIDGE_REFUSED" | "CLOSED";
 
 export class MemcacheError extends Error {
   readonly code: ErrorCode;
   /** The server concerned, for errors that come from one. */
   readonly server?: string;
+  /** The key concerned (as the caller named it), for errors about one key. */
+  readonly key?: string;
   /** The bridge's close reason or refusal text (BRIDGE_REFUSED, CONNECTION_ERROR through a bridge). */
   readonly reason?: string;
   readonly closeCode?: number;
@@ -179,5 +228,6 @@ export class BadArgumentError extends MemcacheError {}
 export class MetadumpRefusedError extends MemcacheError {}
 export class ConnectionError extends MemcacheError {}
 export class TimeoutError extends MemcacheError {}
+export class NotStoredError extends MemcacheError {}
 export class BridgeRefusedError extends MemcacheError {}
 export class ClosedError extends MemcacheError {}

@@ -199,6 +199,11 @@ export function decodeValue(kind, data, serializer) {
   }
 }
 
+/** What a value that cannot be decoded rejects with (its call, or its key of a multi op). */
+function asDecodeError(e) {
+  return e instanceof MemcacheError ? e : new DecodeError(e?.message ?? String(e), { cause: e });
+}
+
 /** One call waiting for its outcome. */
 export class Operation {
   constructor(kind, id) {
@@ -240,13 +245,19 @@ export class Operation {
       case Record.ERROR: this.fail(readError(r, client._servers)); return;
       case Record.VALUE: {
         const kind = r.u8();
-        this.settleWith(() => decodeValue(kind, r.field(), serializer));
+        const data = r.field();
+        let value;
+        try { value = decodeValue(kind, data, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
+        this.done(value);
         return;
       }
       case Record.CAS_VALUE: {
         const cas = r.u64();
         const kind = r.u8();
-        this.settleWith(() => ({ value: decodeValue(kind, r.field(), serializer), cas }));
+        const data = r.field();
+        let value;
+        try { value = decodeValue(kind, data, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
+        this.done({ value, cas });
         return;
       }
       case Record.ITEM: {
@@ -255,12 +266,17 @@ export class Operation {
         const cas = r.u64();
         const server = client._servers[r.u16()].address;
         const kind = r.u8();
-        this.settleWith(() => ({ value: decodeValue(kind, r.field(), serializer), flags, size, server, cas }));
+        const data = r.field();
+        let value;
+        try { value = decodeValue(kind, data, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
+        this.done({ value, flags, size, server, cas });
         return;
       }
       case Record.NUMBER: {
         const digits = r.field();
-        this.settleWith(() => parseInteger(digits));
+        let value;
+        try { value = parseInteger(digits); } catch (e) { this.fail(asDecodeError(e)); return; }
+        this.done(value);
         return;
       }
       case Record.LINES: {
@@ -278,7 +294,7 @@ export class Operation {
         try {
           this.result[this.keys[index]] = decodeValue(kind, data, serializer);
         } catch (e) {
-          this.keyFailed(index, e instanceof MemcacheError ? e : new DecodeError(e?.message ?? String(e), { cause: e }));
+          this.keyFailed(index, asDecodeError(e));
         }
         return;
       }
@@ -313,16 +329,6 @@ export class Operation {
     }
   }
 
-  /** Settles with `read()`; a value that cannot be decoded rejects this call alone. */
-  settleWith(read) {
-    let value;
-    try { value = read(); } catch (e) {
-      this.fail(e instanceof MemcacheError ? e : new DecodeError(e?.message ?? String(e), { cause: e }));
-      return;
-    }
-    this.done(value);
-  }
-
   /** A key of a multi op could not be read, or was not stored. */
   keyFailed(index, error) {
     if (this.keys === null) return;
@@ -344,5 +350,79 @@ export class Operation {
       return { values: this.result, errors: this.errors ?? Object.create(null) };
     }
     return this.result;
+  }
+}
+
+/**
+ * The calls waiting for outcomes, by id. Ids are handed out in sequence, so a power-of-two
+ * table indexed by the id's low bits finds a call without hashing; when a slot is still
+ * taken by an older call the table doubles. Beyond MAX_TABLE_SLOTS (a call left waiting
+ * while hundreds of thousands of others passed) the rest wait in a Map.
+ */
+const INITIAL_TABLE_SLOTS = 1024;
+const MAX_TABLE_SLOTS = 1 << 16;
+
+export class OpTable {
+  constructor() {
+    this.slots = new Array(INITIAL_TABLE_SLOTS).fill(null);
+    this.mask = INITIAL_TABLE_SLOTS - 1;
+    this.overflow = null;
+    this.size = 0;
+  }
+
+  set(id, op) {
+    let i = id & this.mask;
+    if (this.slots[i] !== null && !this.grow(id)) {
+      (this.overflow ??= new Map()).set(id, op);
+      this.size++;
+      return;
+    }
+    i = id & this.mask;
+    this.slots[i] = op;
+    this.size++;
+  }
+
+  get(id) {
+    const op = this.slots[id & this.mask];
+    if (op !== null && op.id === id) return op;
+    return this.overflow === null ? undefined : this.overflow.get(id);
+  }
+
+  delete(id) {
+    const i = id & this.mask;
+    const op = this.slots[i];
+    if (op !== null && op.id === id) {
+      this.slots[i] = null;
+      this.size--;
+    } else if (this.overflow !== null && this.overflow.delete(id)) {
+      this.size--;
+    }
+  }
+
+  /** Doubles until `id` and every call in the table have slots of their own; false at the cap. */
+  grow(id) {
+    const live = this.slots.filter((op) => op !== null);
+    for (let slots = this.slots.length * 2; slots <= MAX_TABLE_SLOTS; slots *= 2) {
+      const mask = slots - 1;
+      const taken = new Set(live.map((op) => op.id & mask));
+      if (taken.size === live.length && !taken.has(id & mask)) {
+        this.slots = new Array(slots).fill(null);
+        this.mask = mask;
+        for (const op of live) this.slots[op.id & mask] = op;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  values() {
+    const live = this.slots.filter((op) => op !== null);
+    return this.overflow === null ? live : [...live, ...this.overflow.values()];
+  }
+
+  clear() {
+    this.slots.fill(null);
+    this.overflow = null;
+    this.size = 0;
   }
 }
