@@ -120,6 +120,9 @@ struct MultiOp {
     settle: Settle,
     /// The first error memcached answered to a stats or version part: the op fails with it.
     error: Option<(usize, Error)>,
+    /// Servers that answered a per-server op, and the first failure of one that did not.
+    answered: u32,
+    failure: Option<(usize, Error)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +131,9 @@ enum Settle {
     Done,
     /// TRUE when every part succeeded, FALSE otherwise.
     AllOk,
+    /// DONE with what the servers that answered said (stats, version: python-memcached
+    /// leaves out the servers it cannot reach); when none could answer, the first failure.
+    PerServer,
 }
 
 /// The output buffer of one call.
@@ -687,11 +693,15 @@ impl Engine {
             Command::Stats(args) => {
                 let args = if args.is_empty() { None } else { Some(*args) };
                 let request = Request::Stats { args };
-                self.queue_on_every_server(&request, id, Reply::Stats, Settle::Done, o)
+                self.queue_on_every_server(&request, id, Reply::Stats, Settle::PerServer, o)
             }
-            Command::Version => {
-                self.queue_on_every_server(&Request::Version, id, Reply::Version, Settle::Done, o)
-            }
+            Command::Version => self.queue_on_every_server(
+                &Request::Version,
+                id,
+                Reply::Version,
+                Settle::PerServer,
+                o,
+            ),
             Command::Metadump { server, scope } => self.queue_metadump(id, *server, *scope),
         }
     }
@@ -760,7 +770,7 @@ impl Engine {
             o.outcome(
                 id,
                 match (settle, all_ok) {
-                    (Settle::Done, _) => record::DONE,
+                    (Settle::Done | Settle::PerServer, _) => record::DONE,
                     (Settle::AllOk, true) => record::TRUE,
                     (Settle::AllOk, false) => record::FALSE,
                 },
@@ -774,6 +784,8 @@ impl Engine {
                 all_ok,
                 settle,
                 error: None,
+                answered: 0,
+                failure: None,
             },
         );
     }
@@ -929,6 +941,7 @@ impl Ctx<'_> {
                     (Reply::Delete, Response::Deleted | Response::NotFound) => true,
                     (Reply::Flush, Response::Ok) => true,
                     (Reply::Stats, Response::Stats(lines)) => {
+                        self.answered(id);
                         o.outcome(id, record::SERVER_STATS);
                         put_u16(o.0, self.server as u16);
                         put_u32(o.0, lines.len() as u32);
@@ -939,6 +952,7 @@ impl Ctx<'_> {
                         true
                     }
                     (Reply::Version, Response::Version(text)) => {
+                        self.answered(id);
                         o.outcome(id, record::SERVER_TEXT);
                         put_u16(o.0, self.server as u16);
                         put_field(o.0, text.as_bytes());
@@ -1078,10 +1092,21 @@ impl Ctx<'_> {
                 }
                 // A stats or version part of a server that failed is left out of the result,
                 // as python-memcached leaves out the servers it cannot reach.
-                let ok = matches!(reply, Reply::Stats | Reply::Version);
-                self.part_done(id, ok, o);
+                let per_server = matches!(reply, Reply::Stats | Reply::Version);
+                if per_server {
+                    if let Some(m) = self.multi.get_mut(&id) {
+                        m.failure.get_or_insert((self.server, error.clone()));
+                    }
+                }
+                self.part_done(id, per_server, o);
             }
             Awaiting::Probe => {}
+        }
+    }
+
+    fn answered(&mut self, id: u32) {
+        if let Some(m) = self.multi.get_mut(&id) {
+            m.answered += 1;
         }
     }
 
@@ -1097,6 +1122,10 @@ impl Ctx<'_> {
         if let Some(m) = self.multi.remove(&id) {
             match (m.settle, m.error) {
                 (_, Some((server, error))) => o.error(id, Some(server), &error),
+                (Settle::PerServer, None) => match m.failure {
+                    Some((server, error)) if m.answered == 0 => o.error(id, Some(server), &error),
+                    _ => o.outcome(id, record::DONE),
+                },
                 (Settle::Done, None) => o.outcome(id, record::DONE),
                 (Settle::AllOk, None) => o.outcome(
                     id,

@@ -826,6 +826,24 @@ fn stats_leave_out_a_server_that_fails_and_fail_on_memcacheds_error() {
         vec![(1, Rec::ServerStats(0, vec![("pid".into(), "1".into())]))]
     );
     assert_eq!(h.lost(2, 1).outcomes(), vec![(1, Rec::Done)]);
+    // When no server can answer, the call says why instead of resolving empty.
+    let mut lone = Harness::new(1);
+    lone.submit(0, Batch::default().op(opcode::VERSION, 9));
+    let out = lone.lost(1, 0);
+    assert!(
+        matches!(
+            &out.outcomes()[..],
+            [(
+                9,
+                Rec::Error(Err {
+                    code: "CONNECTION_ERROR",
+                    server: Some(0),
+                    ..
+                })
+            )]
+        ),
+        "{out:?}"
+    );
     // One server is down now: the next stats go to the other alone.
     h.submit(3, Batch::default().op(opcode::STATS, 2).str(b"bogus"));
     let out = h.receive(4, 0, b"ERROR\r\n");
