@@ -78,12 +78,21 @@ export class BatchWriter {
   }
 }
 
+/**
+ * Node's Buffer, where there is one: its UTF-8 decoding of a slice is several times faster
+ * than TextDecoder's there (about 120 against 700 ns for 100 bytes, measured on Node 20),
+ * which is most of a multi-get's JavaScript time.
+ */
+const NodeBuffer = typeof globalThis.Buffer === "function" && typeof globalThis.Buffer.from === "function"
+  ? globalThis.Buffer : null;
+
 /** Walks a buffer the engine returned. */
 export class ResultReader {
   constructor(bytes) {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.at = 0;
+    this.buffer = null;
   }
   get done() { return this.at >= this.bytes.length; }
   u8() { return this.bytes[this.at++]; }
@@ -98,7 +107,18 @@ export class ResultReader {
     this.at += n;
     return this.bytes.subarray(start, start + n);
   }
-  text() { return textDecoder.decode(this.field()); }
+  /** The next field as UTF-8 text. */
+  text() {
+    const n = this.u32();
+    const start = this.at;
+    this.at += n;
+    if (NodeBuffer !== null) {
+      const bytes = this.bytes;
+      this.buffer ??= NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      return this.buffer.toString("utf8", start, start + n);
+    }
+    return textDecoder.decode(this.bytes.subarray(start, start + n));
+  }
 }
 
 export function decodeText(bytes) { return textDecoder.decode(bytes); }

@@ -177,25 +177,28 @@ export function parseInteger(bytes) {
   return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
 }
 
-/** A value the engine sent (`kind:u8 str`) as the JavaScript value. */
-export function decodeValue(kind, data, serializer) {
+/** The value field the engine sent after its `kind` byte, read off `r`, as the JavaScript value
+ * (the field is consumed even when decoding fails, so the records after it stay in place). */
+export function decodeValue(kind, r, serializer) {
   switch (kind) {
-    case ValueKind.TEXT: return decodeText(data);
-    case ValueKind.BYTES: return data.slice();
-    case ValueKind.INT: return parseInteger(data);
-    case ValueKind.LONG: return BigInt(decodeText(data).trim());
+    case ValueKind.TEXT: return r.text();
+    case ValueKind.BYTES: return r.field().slice();
+    case ValueKind.INT: return parseInteger(r.field());
+    case ValueKind.LONG: return BigInt(r.text().trim());
     case ValueKind.JSON: {
-      try { return JSON.parse(decodeText(data)); } catch (e) {
+      const text = r.text();
+      try { return JSON.parse(text); } catch (e) {
         throw new DecodeError(`stored JSON cannot be parsed: ${e.message}`);
       }
     }
     case ValueKind.SERIALIZED: {
+      const bytes = r.field().slice();
       if (serializer === null) throw new DecodeError("a serialized value came back without a custom serializer to read it");
-      try { return serializer.deserialize(data.slice()); } catch (e) {
+      try { return serializer.deserialize(bytes); } catch (e) {
         throw new DecodeError(`the serializer failed to deserialize: ${e?.message ?? e}`, { cause: e });
       }
     }
-    default: throw new DecodeError(`unknown value kind ${kind}`);
+    default: r.field(); throw new DecodeError(`unknown value kind ${kind}`);
   }
 }
 
@@ -245,18 +248,16 @@ export class Operation {
       case Record.ERROR: this.fail(readError(r, client._servers)); return;
       case Record.VALUE: {
         const kind = r.u8();
-        const data = r.field();
         let value;
-        try { value = decodeValue(kind, data, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
+        try { value = decodeValue(kind, r, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
         this.done(value);
         return;
       }
       case Record.CAS_VALUE: {
         const cas = r.u64();
         const kind = r.u8();
-        const data = r.field();
         let value;
-        try { value = decodeValue(kind, data, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
+        try { value = decodeValue(kind, r, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
         this.done({ value, cas });
         return;
       }
@@ -266,9 +267,8 @@ export class Operation {
         const cas = r.u64();
         const server = client._servers[r.u16()].address;
         const kind = r.u8();
-        const data = r.field();
         let value;
-        try { value = decodeValue(kind, data, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
+        try { value = decodeValue(kind, r, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
         this.done({ value, flags, size, server, cas });
         return;
       }
@@ -286,15 +286,20 @@ export class Operation {
         this.done(lines);
         return;
       }
-      case Record.KEY_VALUE: {
-        const index = r.u32();
-        const kind = r.u8();
-        const data = r.field();
-        if (this.settled) return;
-        try {
-          this.result[this.keys[index]] = decodeValue(kind, data, serializer);
-        } catch (e) {
-          this.keyFailed(index, asDecodeError(e));
+      case Record.KEY_VALUES: {
+        const n = r.u32();
+        const result = this.result;
+        const keys = this.keys;
+        for (let i = 0; i < n; i++) {
+          const index = r.u32();
+          const kind = r.u8();
+          // Read on even for a settled op: the entries after this one start where it ends.
+          try {
+            const value = decodeValue(kind, r, serializer);
+            if (!this.settled) result[keys[index]] = value;
+          } catch (e) {
+            this.keyFailed(index, asDecodeError(e));
+          }
         }
         return;
       }

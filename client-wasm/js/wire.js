@@ -31,7 +31,7 @@ export const Record = Object.freeze({
   TRUE: 3,
   FALSE: 4,
   NUMBER: 5,
-  KEY_VALUE: 6,
+  KEY_VALUES: 6,
   KEY_ERROR: 7,
   SERVER_STATS: 8,
   SERVER_TEXT: 9,

@@ -105,6 +105,11 @@ impl Modula {
         key: &[u8],
         alive: impl Fn(usize) -> bool,
     ) -> Result<Option<usize>> {
+        if self.bucket_ends.len() == 1 && !matches!(self.hash, HashFunction::Custom(_)) {
+            // One server: every hash and every re-hash lands on it, so the hash is not
+            // worth computing (python-memcached's answer is the same).
+            return Ok(alive(0).then_some(0));
+        }
         self.server_for_hash(self.hash.hash(key)?, alive)
     }
 

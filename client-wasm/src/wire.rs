@@ -32,9 +32,9 @@ wire_table! {
 
 wire_table! {
     /// What an OUTCOME entry says about its op. MISS .. LINES, DONE and ERROR settle the op;
-    /// KEY_VALUE, KEY_ERROR, SERVER_STATS and SERVER_TEXT are parts of a multi op's result.
+    /// KEY_VALUES, KEY_ERROR, SERVER_STATS and SERVER_TEXT are parts of a multi op's result.
     record: u8 as "Record" {
-        MISS = 0, VALUE = 1, CAS_VALUE = 2, TRUE = 3, FALSE = 4, NUMBER = 5, KEY_VALUE = 6,
+        MISS = 0, VALUE = 1, CAS_VALUE = 2, TRUE = 3, FALSE = 4, NUMBER = 5, KEY_VALUES = 6,
         KEY_ERROR = 7, SERVER_STATS = 8, SERVER_TEXT = 9, ERROR = 10, ITEM = 11, LINES = 12,
         DONE = 13,
     }

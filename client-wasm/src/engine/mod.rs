@@ -25,7 +25,7 @@
 //! NUMBER digits:str            ITEM flags:u32 size:u32 cas:u64 server:u16 kind:u8 str
 //! LINES count:u32 str*count    DONE (a multi op is complete)    ERROR error
 //!
-//! KEY_VALUE index:u32 kind:u8 str   a multi-get hit; index into the op's keys
+//! KEY_VALUES count:u32 (index:u32 kind:u8 str)*count   multi-get hits; index into the op's keys
 //! KEY_ERROR index:u32 error         a key of a multi op that failed (not read, not stored)
 //! SERVER_STATS server:u16 count:u32 (name:str value:str)*count
 //! SERVER_TEXT server:u16 str        one server's version
@@ -43,8 +43,6 @@ pub mod server;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
-
 use crate::codec::{self, CodecOptions, Decoded};
 use crate::distribution::{Distribution, HashFunction, Ketama, Modula};
 use crate::error::{Error, Result};
@@ -52,8 +50,8 @@ use crate::keys;
 use crate::request::{MetadumpScope, Request, StorageVerb};
 use crate::response::{Item, Response};
 use crate::wire::{
-    entry, kind, link_failure, put_error, put_f64, put_field, put_u16, put_u32, put_u64, put_u8,
-    record, NO_WAKE,
+    entry, kind, link_failure, patch_u32, put_error, put_f64, put_field, put_u16, put_u32, put_u64,
+    put_u8, record, NO_WAKE,
 };
 
 use command::{Command, KeyRef, Op, Read, ValueRef};
@@ -169,7 +167,7 @@ pub struct Engine {
     codec: CodecOptions,
     max_item_size: usize,
     timing: Timing,
-    multi: HashMap<u32, MultiOp>,
+    multi: MultiOps,
     now: u64,
 }
 
@@ -213,7 +211,7 @@ impl Engine {
             codec: config.codec,
             max_item_size,
             timing: config.timing,
-            multi: HashMap::new(),
+            multi: MultiOps::default(),
             now: 0,
         })
     }
@@ -748,7 +746,12 @@ impl Engine {
             if !include(index) {
                 continue;
             }
-            match self.route(k, &key) {
+            // full_keys checked every key.
+            let servers = &self.servers;
+            let routed = self
+                .router
+                .server_for_checked(k, &key, |i| servers[i].health.is_up());
+            match routed {
                 Ok(server) => match groups.iter_mut().find(|(s, _)| *s == server) {
                     Some((_, entries)) => entries.push((key, index as u32)),
                     None => groups.push((server, vec![(key, index as u32)])),
@@ -777,7 +780,7 @@ impl Engine {
             );
             return;
         }
-        self.multi.insert(
+        self.multi.0.push((
             id,
             MultiOp {
                 parts,
@@ -787,7 +790,7 @@ impl Engine {
                 answered: 0,
                 failure: None,
             },
-        );
+        ));
     }
 
     fn encode<'v>(
@@ -903,7 +906,7 @@ fn full_keys(prefix: &[u8], keys: &[KeyRef]) -> Result<Vec<Vec<u8>>> {
 /// What completing or failing a request needs: the codec, the multi ops, and which server.
 struct Ctx<'a> {
     codec: &'a CodecOptions,
-    multi: &'a mut HashMap<u32, MultiOp>,
+    multi: &'a mut MultiOps,
     max_item_size: usize,
     server: usize,
 }
@@ -960,7 +963,7 @@ impl Ctx<'_> {
                     }
                     (Reply::Stats | Reply::Version, other) => {
                         let error = reply_error(other, "STAT lines / VERSION");
-                        if let Some(m) = self.multi.get_mut(&id) {
+                        if let Some(m) = self.multi.get_mut(id) {
                             m.error.get_or_insert((self.server, error));
                         }
                         false
@@ -1015,11 +1018,7 @@ impl Ctx<'_> {
             (Reply::Metadump, Response::Metadump(lines)) => {
                 // `lru_crawler metadump all` walks the LRUs while items move between them,
                 // so an item can be listed twice: each key is reported once.
-                let mut seen = HashSet::with_capacity(lines.len());
-                let unique: Vec<&String> = lines
-                    .iter()
-                    .filter(|line| seen.insert(metadump_key(line)))
-                    .collect();
+                let unique = unique_by_key(&lines);
                 o.outcome(id, record::LINES);
                 put_u32(o.0, unique.len() as u32);
                 for line in unique {
@@ -1039,18 +1038,36 @@ impl Ctx<'_> {
         let hits = line.match_items(items);
         for part in &line.parts {
             if part.multi {
+                // One KEY_VALUES record for the part's hits; a value that cannot be decoded
+                // fails its key alone, in a KEY_ERROR after it.
+                let at = o.0.len();
+                o.outcome(part.id, record::KEY_VALUES);
+                let count_at = o.0.len();
+                put_u32(o.0, 0);
+                let mut count = 0u32;
+                let mut failed = Vec::new();
                 for k in part.keys.clone() {
                     let Some(item) = hits[k].map(|i| &items[i]) else {
                         continue;
                     };
                     let index = line.indices[k];
-                    let at = o.0.len();
-                    o.outcome(part.id, record::KEY_VALUE);
+                    let entry_at = o.0.len();
                     put_u32(o.0, index);
-                    if let Err(error) = self.put_value(o.0, item) {
-                        o.0.truncate(at);
-                        o.key_error(part.id, index, server, &error);
+                    match self.put_value(o.0, item) {
+                        Ok(()) => count += 1,
+                        Err(error) => {
+                            o.0.truncate(entry_at);
+                            failed.push((index, error));
+                        }
                     }
+                }
+                if count == 0 {
+                    o.0.truncate(at);
+                } else {
+                    patch_u32(o.0, count_at, count);
+                }
+                for (index, error) in failed {
+                    o.key_error(part.id, index, server, &error);
                 }
                 self.part_done(part.id, true, o);
             } else {
@@ -1094,7 +1111,7 @@ impl Ctx<'_> {
                 // as python-memcached leaves out the servers it cannot reach.
                 let per_server = matches!(reply, Reply::Stats | Reply::Version);
                 if per_server {
-                    if let Some(m) = self.multi.get_mut(&id) {
+                    if let Some(m) = self.multi.get_mut(id) {
                         m.failure.get_or_insert((self.server, error.clone()));
                     }
                 }
@@ -1105,13 +1122,13 @@ impl Ctx<'_> {
     }
 
     fn answered(&mut self, id: u32) {
-        if let Some(m) = self.multi.get_mut(&id) {
+        if let Some(m) = self.multi.get_mut(id) {
             m.answered += 1;
         }
     }
 
     fn part_done(&mut self, id: u32, ok: bool, o: &mut Out) {
-        let Some(m) = self.multi.get_mut(&id) else {
+        let Some(m) = self.multi.get_mut(id) else {
             return;
         };
         m.all_ok &= ok;
@@ -1119,7 +1136,7 @@ impl Ctx<'_> {
         if m.parts > 0 {
             return;
         }
-        if let Some(m) = self.multi.remove(&id) {
+        if let Some(m) = self.multi.remove(id) {
             match (m.settle, m.error) {
                 (_, Some((server, error))) => o.error(id, Some(server), &error),
                 (Settle::PerServer, None) => match m.failure {
@@ -1176,6 +1193,31 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+}
+
+/// The multi ops with parts still out. Few are out at once (one per concurrent multi call),
+/// so a list searched by id is as fast as a hash map here and keeps the .wasm smaller.
+#[derive(Debug, Default)]
+struct MultiOps(Vec<(u32, MultiOp)>);
+
+impl MultiOps {
+    fn get_mut(&mut self, id: u32) -> Option<&mut MultiOp> {
+        self.0.iter_mut().find(|(i, _)| *i == id).map(|(_, m)| m)
+    }
+
+    fn remove(&mut self, id: u32) -> Option<MultiOp> {
+        let at = self.0.iter().position(|(i, _)| *i == id)?;
+        Some(self.0.swap_remove(at).1)
+    }
+}
+
+/// The metadump lines with each key's first line only, in memcached's order.
+fn unique_by_key(lines: &[String]) -> Vec<&String> {
+    let mut seen = std::collections::HashSet::with_capacity(lines.len());
+    lines
+        .iter()
+        .filter(|line| seen.insert(metadump_key(line)))
+        .collect()
 }
 
 /// The `key=` field of a metadump line (the whole line when it has none).

@@ -90,6 +90,16 @@ impl Router {
         up: impl Fn(usize) -> bool,
     ) -> Result<usize> {
         keys::check_key(full_key)?;
+        self.server_for_checked(key, full_key, up)
+    }
+
+    /// [`Router::server_for`] for a key already checked with `keys::check_key`.
+    pub fn server_for_checked(
+        &self,
+        key: &KeyRef,
+        full_key: &[u8],
+        up: impl Fn(usize) -> bool,
+    ) -> Result<usize> {
         let chosen = if self.failover {
             self.pick(key.hash, full_key, &up)?
         } else {
