@@ -536,13 +536,22 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 20 {
         return None;
     }
-    digits.iter().try_fold(0u64, |value, &b| {
-        if b.is_ascii_digit() {
-            value.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = |digits: &[u8]| {
+        digits
+            .iter()
+            .fold(0u64, |value, &b| value * 10 + u64::from(b - b'0'))
+    };
+    // Nineteen digits always fit in a u64; only a twentieth needs the checked (and, on
+    // wasm32, 128-bit) multiply.
+    if digits.len() < 20 {
+        return Some(value(digits));
+    }
+    value(&digits[..19])
+        .checked_mul(10)?
+        .checked_add(u64::from(digits[19] - b'0'))
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -8,10 +8,13 @@ use crate::response::Item;
 /// bound keeps the line well inside what memcached reads in one go.
 pub const MAX_COALESCED_KEYS: usize = 256;
 
-/// A get line being built during `submit`, or sent and awaiting its values.
+/// A get line being built during `submit`, or sent and awaiting its values. The keys lie
+/// end to end in one buffer: a 100-key multi-get makes no allocation per key.
 #[derive(Debug, Default)]
 pub struct GetLine {
-    pub keys: Vec<Vec<u8>>,
+    key_bytes: Vec<u8>,
+    /// Where each key ends in `key_bytes`.
+    key_ends: Vec<u32>,
     /// For each key, its index among the keys of the op that asked for it.
     pub indices: Vec<u32>,
     pub parts: Vec<GetPart>,
@@ -27,27 +30,51 @@ pub struct GetPart {
 }
 
 impl GetLine {
+    pub fn len(&self) -> usize {
+        self.key_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.key_ends.is_empty()
+    }
+
+    /// Key `k` of the line.
+    pub fn key(&self, k: usize) -> &[u8] {
+        let start = if k == 0 {
+            0
+        } else {
+            self.key_ends[k - 1] as usize
+        };
+        &self.key_bytes[start..self.key_ends[k] as usize]
+    }
+
+    /// Every key, in line order.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len()).map(|k| self.key(k))
+    }
+
     /// Whether `more` keys still fit.
     pub fn has_room(&self, more: usize) -> bool {
-        self.keys.len() + more <= MAX_COALESCED_KEYS
+        self.len() + more <= MAX_COALESCED_KEYS
     }
 
     /// Adds one op's keys, each with its index among the op's keys.
-    pub fn join(
+    pub fn join<'k>(
         &mut self,
         id: u32,
         multi: bool,
-        entries: impl IntoIterator<Item = (Vec<u8>, u32)>,
+        entries: impl IntoIterator<Item = (&'k [u8], u32)>,
     ) {
-        let start = self.keys.len();
+        let start = self.len();
         for (key, index) in entries {
-            self.keys.push(key);
+            self.key_bytes.extend_from_slice(key);
+            self.key_ends.push(self.key_bytes.len() as u32);
             self.indices.push(index);
         }
         self.parts.push(GetPart {
             id,
             multi,
-            keys: start..self.keys.len(),
+            keys: start..self.len(),
         });
     }
 
@@ -55,11 +82,10 @@ impl GetLine {
     /// the order the keys were asked (a key asked twice is answered twice), so one walk
     /// pairs them; should a server ever answer out of order, a search pairs the rest.
     pub fn match_items(&self, items: &[Item]) -> Vec<Option<usize>> {
-        let keys = &self.keys;
-        let mut hits = vec![None; keys.len()];
+        let mut hits = vec![None; self.len()];
         let mut next = 0;
-        for (k, key) in keys.iter().enumerate() {
-            if next < items.len() && items[next].key == *key {
+        for (k, key) in self.keys().enumerate() {
+            if next < items.len() && items[next].key == key {
                 hits[k] = Some(next);
                 next += 1;
             }
@@ -69,9 +95,9 @@ impl GetLine {
             for h in hits.iter().flatten() {
                 used[*h] = true;
             }
-            for (k, key) in keys.iter().enumerate() {
+            for (k, key) in self.keys().enumerate() {
                 if hits[k].is_none() {
-                    if let Some(i) = (0..items.len()).find(|&i| !used[i] && items[i].key == *key) {
+                    if let Some(i) = (0..items.len()).find(|&i| !used[i] && items[i].key == key) {
                         used[i] = true;
                         hits[k] = Some(i);
                     }
@@ -99,12 +125,8 @@ mod tests {
     #[test]
     fn values_pair_with_keys_in_order_and_out_of_order() {
         let mut line = GetLine::default();
-        line.join(1, false, [(b"a".to_vec(), 0)]);
-        line.join(
-            2,
-            true,
-            [(b"b".to_vec(), 0), (b"a".to_vec(), 1), (b"c".to_vec(), 2)],
-        );
+        line.join(1, false, [(&b"a"[..], 0)]);
+        line.join(2, true, [(&b"b"[..], 0), (&b"a"[..], 1), (&b"c"[..], 2)]);
         assert_eq!(line.parts.len(), 2);
         assert_eq!(line.parts[1].keys, 1..4);
         // a asked twice is answered twice; b missed.
@@ -126,7 +148,7 @@ mod tests {
         line.join(
             1,
             true,
-            (0..MAX_COALESCED_KEYS as u32).map(|i| (vec![b'k'], i)),
+            (0..MAX_COALESCED_KEYS as u32).map(|i| (&b"k"[..], i)),
         );
         assert!(!line.has_room(1));
         assert!(GetLine::default().has_room(MAX_COALESCED_KEYS));

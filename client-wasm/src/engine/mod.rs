@@ -524,7 +524,7 @@ impl Engine {
                 let server = self.route(k, k.key).map_err(plain)?;
                 match read {
                     Read::Value => {
-                        self.join_get(server, id, false, vec![(k.key.to_vec(), 0)]);
+                        self.join_get(server, id, false, &[(k.key, 0)]);
                         Ok(())
                     }
                     Read::WithCas | Read::Inspect => self.push(
@@ -607,23 +607,25 @@ impl Engine {
                 self.push_single(server, &request, id, Reply::Store)
             }
             Command::GetMulti { prefix, keys } => {
-                let full = full_keys(prefix, keys).map_err(plain)?;
-                let (groups, _) = self.group_where(id, keys, full, |_| true, o);
+                let full = FullKeys::new(prefix, keys).map_err(plain)?;
+                let (groups, _) = self.group_where(id, keys, &full, |_| true, o);
                 let parts = groups.len() as u32;
-                for (server, entries) in groups {
-                    self.join_get(server, id, true, entries);
+                for (server, indices) in groups {
+                    let entries: Vec<(&[u8], u32)> =
+                        indices.iter().map(|&i| (full.get(i as usize), i)).collect();
+                    self.join_get(server, id, true, &entries);
                 }
                 self.start_multi(id, parts, Settle::Done, true, o);
                 Ok(())
             }
             Command::DeleteMulti { prefix, keys } => {
-                let full = full_keys(prefix, keys).map_err(plain)?;
-                let (groups, unroutable) = self.group_where(id, keys, full, |_| true, o);
+                let full = FullKeys::new(prefix, keys).map_err(plain)?;
+                let (groups, unroutable) = self.group_where(id, keys, &full, |_| true, o);
                 let mut parts = 0;
-                for (server, entries) in groups {
-                    for (key, index) in entries {
+                for (server, indices) in groups {
+                    for index in indices {
                         let request = Request::Delete {
-                            key: &key,
+                            key: full.get(index as usize),
                             noreply: false,
                         };
                         self.push_part(server, &request, id, index, Reply::Delete)?;
@@ -642,12 +644,12 @@ impl Engine {
                 entries,
             } => {
                 let keys: Vec<KeyRef> = entries.iter().map(|(k, _)| *k).collect();
-                let full = full_keys(prefix, &keys).map_err(plain)?;
+                let full = FullKeys::new(prefix, &keys).map_err(plain)?;
                 // Every value is encoded before anything is queued: a value that cannot be
                 // serialized fails the op; one over the size limit fails its key alone.
                 let mut encoded = Vec::with_capacity(entries.len());
-                for (index, ((_, value), key)) in entries.iter().zip(&full).enumerate() {
-                    match self.encode(key, value, *min_compress_len) {
+                for (index, (_, value)) in entries.iter().enumerate() {
+                    match self.encode(full.get(index), value, *min_compress_len) {
                         Ok(e) => encoded.push(Some(e)),
                         Err(error @ Error::ValueTooLarge { .. }) => {
                             o.key_error(id, index as u32, None, &error);
@@ -657,17 +659,17 @@ impl Engine {
                     }
                 }
                 let usable: Vec<bool> = encoded.iter().map(Option::is_some).collect();
-                let (groups, _) = self.group_where(id, &keys, full, |i| usable[i], o);
+                let (groups, _) = self.group_where(id, &keys, &full, |i| usable[i], o);
                 let exptime = i64::from(*expiry);
                 let mut parts = 0;
-                for (server, items) in groups {
-                    for (key, index) in items {
+                for (server, indices) in groups {
+                    for index in indices {
                         let Some((flags, data)) = &encoded[index as usize] else {
                             continue;
                         };
                         let request = Request::Store {
                             verb: StorageVerb::Set,
-                            key: &key,
+                            key: full.get(index as usize),
                             flags: *flags,
                             exptime,
                             data,
@@ -736,25 +738,25 @@ impl Engine {
         &self,
         id: u32,
         keys: &[KeyRef],
-        full: Vec<Vec<u8>>,
+        full: &FullKeys,
         include: impl Fn(usize) -> bool,
         o: &mut Out,
     ) -> (Vec<KeyGroup>, usize) {
         let mut groups: Vec<KeyGroup> = Vec::new();
         let mut unroutable = 0;
-        for (index, (k, key)) in keys.iter().zip(full).enumerate() {
+        let servers = &self.servers;
+        for (index, k) in keys.iter().enumerate() {
             if !include(index) {
                 continue;
             }
-            // full_keys checked every key.
-            let servers = &self.servers;
+            // FullKeys checked every key.
             let routed = self
                 .router
-                .server_for_checked(k, &key, |i| servers[i].health.is_up());
+                .server_for_checked(k, full.get(index), |i| servers[i].health.is_up());
             match routed {
                 Ok(server) => match groups.iter_mut().find(|(s, _)| *s == server) {
-                    Some((_, entries)) => entries.push((key, index as u32)),
-                    None => groups.push((server, vec![(key, index as u32)])),
+                    Some((_, indices)) => indices.push(index as u32),
+                    None => groups.push((server, vec![index as u32])),
                 },
                 Err(error) => {
                     o.key_error(id, index as u32, None, &error);
@@ -805,7 +807,7 @@ impl Engine {
     }
 
     /// Adds keys to the server's open get line (opening one if needed).
-    fn join_get(&mut self, server: usize, id: u32, multi: bool, entries: Vec<(Vec<u8>, u32)>) {
+    fn join_get(&mut self, server: usize, id: u32, multi: bool, entries: &[(&[u8], u32)]) {
         let fits = self.servers[server]
             .open_get
             .as_ref()
@@ -816,7 +818,7 @@ impl Engine {
         let s = &mut self.servers[server];
         s.open_get
             .get_or_insert_with(GetLine::default)
-            .join(id, multi, entries);
+            .join(id, multi, entries.iter().copied());
         s.dirty = true;
     }
 
@@ -888,19 +890,52 @@ impl Engine {
     }
 }
 
-/// One server's share of a multi op: (full key, index among the op's keys).
-type KeyGroup = (usize, Vec<(Vec<u8>, u32)>);
+/// One server's share of a multi op: the indices of its keys among the op's keys.
+type KeyGroup = (usize, Vec<u32>);
 
 /// The full keys (prefix included) of a multi op, every one checked: a bad key fails the
-/// whole op before anything is queued.
-fn full_keys(prefix: &[u8], keys: &[KeyRef]) -> Result<Vec<Vec<u8>>> {
-    keys.iter()
-        .map(|k| {
-            let full = keys::prefixed_key(prefix, k.key)?;
-            keys::check_key(&full)?;
-            Ok(full)
+/// whole op before anything is queued. Without a prefix they are the batch's own bytes;
+/// with one they lie end to end in one buffer (no allocation per key).
+struct FullKeys<'a> {
+    keys: &'a [KeyRef<'a>],
+    prefixed: Option<(Vec<u8>, Vec<usize>)>,
+}
+
+impl<'a> FullKeys<'a> {
+    fn new(prefix: &[u8], keys: &'a [KeyRef<'a>]) -> Result<Self> {
+        if prefix.is_empty() {
+            for k in keys {
+                keys::check_key(k.key)?;
+            }
+            return Ok(FullKeys {
+                keys,
+                prefixed: None,
+            });
+        }
+        let mut bytes = Vec::with_capacity(keys.len() * (prefix.len() + 16));
+        let mut ends = Vec::with_capacity(keys.len());
+        for k in keys {
+            let start = bytes.len();
+            bytes.extend_from_slice(prefix);
+            bytes.extend_from_slice(k.key);
+            keys::check_key(&bytes[start..])?;
+            ends.push(bytes.len());
+        }
+        Ok(FullKeys {
+            keys,
+            prefixed: Some((bytes, ends)),
         })
-        .collect()
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        match &self.prefixed {
+            None => self.keys[i].key,
+            Some((bytes, ends)) => {
+                let start = if i == 0 { 0 } else { ends[i - 1] };
+                &bytes[start..ends[i]]
+            }
+        }
+    }
 }
 
 /// What completing or failing a request needs: the codec, the multi ops, and which server.

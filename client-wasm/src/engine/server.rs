@@ -112,7 +112,7 @@ impl Server {
 
     /// Encodes a get line; the line itself is the tag its values are split by.
     pub fn push_get_line(&mut self, line: GetLine, deadline: u64) {
-        let refs: Vec<&[u8]> = line.keys.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[u8]> = line.keys().collect();
         let placeholder = Waiting {
             awaiting: Awaiting::Get(GetLine::default()),
             deadline,
