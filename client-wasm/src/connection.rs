@@ -67,12 +67,33 @@ impl<T> Connection<T> {
     /// be encoded (bad key, bad stats arguments, a get without keys) is refused and leaves
     /// the connection as it was.
     pub fn push_tagged(&mut self, request: &Request, tag: T) -> Result<()> {
-        request.encode(&mut self.outbound)?;
-        let expect = request.expects();
+        self.push_encoded(
+            request.expects(),
+            request.max_values(),
+            |out| request.encode(out),
+            tag,
+        )
+    }
+
+    /// Like [`Connection::push_tagged`] for bytes `encode` appends (a request written
+    /// without a [`Request`] value, such as a get line straight from its key buffer);
+    /// `expect` and `max_values` describe its reply. On error the bytes are taken back.
+    pub fn push_encoded(
+        &mut self,
+        expect: Expect,
+        max_values: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+        tag: T,
+    ) -> Result<()> {
+        let start = self.outbound.len();
+        if let Err(error) = encode(&mut self.outbound) {
+            self.outbound.truncate(start);
+            return Err(error);
+        }
         if expect != Expect::Nothing {
             self.pending.push_back(Pending {
                 expect,
-                max_values: request.max_values(),
+                max_values,
                 tag,
             });
         }
@@ -86,6 +107,16 @@ impl<T> Connection<T> {
 
     pub fn has_outbound(&self) -> bool {
         !self.outbound.is_empty()
+    }
+
+    /// The requests pushed since the last take, as they will be written; with
+    /// [`Connection::clear_outbound`] a caller copies them out and keeps the buffer.
+    pub fn outbound(&self) -> &[u8] {
+        &self.outbound
+    }
+
+    pub fn clear_outbound(&mut self) {
+        self.outbound.clear();
     }
 
     /// Takes bytes that arrived, in any chunking down to one byte, and hands each
@@ -128,6 +159,12 @@ impl<T> Connection<T> {
             }
         }
         Ok(())
+    }
+
+    /// Hands back the items of a `Values` reply the caller is done with, so the parser
+    /// reuses their buffers (see [`ResponseParser::recycle`]).
+    pub fn recycle(&mut self, items: Vec<crate::response::Item>) {
+        self.parser.recycle(items);
     }
 
     /// Requests still waiting for their reply (noreply requests never wait).

@@ -318,6 +318,23 @@ fn reply(noreply: bool, expect: Expect) -> Expect {
     }
 }
 
+/// `get k1 k2 ...\r\n` for keys given one by one (a get line the engine keeps in one
+/// buffer), with the same checks as [`Request::Get`]; on error `out` may hold a part of the
+/// line, which the caller takes back.
+pub fn write_get_line<'k>(out: &mut Vec<u8>, keys: impl Iterator<Item = &'k [u8]>) -> Result<()> {
+    out.extend_from_slice(b"get");
+    let mut any = false;
+    for key in keys {
+        write_key(out, key)?;
+        any = true;
+    }
+    if !any {
+        return Err(Error::BadArgument("get needs at least one key".into()));
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
 fn write_retrieval(
     out: &mut Vec<u8>,
     command: &[u8],

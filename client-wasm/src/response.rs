@@ -26,6 +26,12 @@ pub const MAX_METADUMP_BYTES: usize = 128 * 1024 * 1024;
 /// its vector as blocks come in rather than reserving for keys that may all miss.
 const VALUES_RESERVED_UP_FRONT: usize = 1024;
 
+/// Items handed back with [`ResponseParser::recycle`] are kept for the next replies (their
+/// key and data buffers reused) up to this many, and only when their data buffer is at most
+/// [`MAX_RECYCLED_VALUE`] bytes: the spare set stays under a few MiB whatever the traffic.
+const MAX_SPARE_ITEMS: usize = 256;
+const MAX_RECYCLED_VALUE: usize = 16 * 1024;
+
 /// One value from a get-family reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
@@ -101,6 +107,47 @@ pub struct ResponseParser {
     state: State,
     /// What the reply being read answers; a caller that switches mid-reply is refused.
     reading: Option<Expect>,
+    spare: Spare,
+}
+
+/// Buffers of items that were read and handed back, for the next VALUE blocks: a steady
+/// stream of gets then allocates nothing per value.
+#[derive(Debug, Default)]
+struct Spare {
+    items: Vec<Item>,
+    list: Option<Vec<Item>>,
+}
+
+impl Spare {
+    fn item(&mut self, key: &[u8], flags: u32, cas: Option<u64>, data_len: Option<usize>) -> Item {
+        let mut item = self.items.pop().unwrap_or(Item {
+            key: Vec::new(),
+            flags: 0,
+            cas: None,
+            data: Vec::new(),
+            skipped: None,
+        });
+        item.key.clear();
+        item.key.extend_from_slice(key);
+        item.flags = flags;
+        item.cas = cas;
+        item.data.clear();
+        match data_len {
+            Some(len) => {
+                item.data.reserve(len);
+                item.skipped = None;
+            }
+            None => item.skipped = Some(0),
+        }
+        item
+    }
+
+    fn list(&mut self, max_values: usize) -> Vec<Item> {
+        match self.list.take() {
+            Some(list) => list,
+            None => Vec::with_capacity(max_values.min(VALUES_RESERVED_UP_FRONT)),
+        }
+    }
 }
 
 /// How far into the current reply we are.
@@ -143,6 +190,23 @@ impl ResponseParser {
             carry: Vec::new(),
             state: State::Start,
             reading: None,
+            spare: Spare::default(),
+        }
+    }
+
+    /// Hands back the items of a `Values` reply once the caller is done with them: their
+    /// buffers serve the next VALUE blocks (bounded, see [`MAX_SPARE_ITEMS`]).
+    pub fn recycle(&mut self, mut items: Vec<Item>) {
+        for item in items.drain(..) {
+            if self.spare.items.len() >= MAX_SPARE_ITEMS {
+                break;
+            }
+            if item.data.capacity() <= MAX_RECYCLED_VALUE && item.key.capacity() <= 512 {
+                self.spare.items.push(item);
+            }
+        }
+        if items.capacity() <= VALUES_RESERVED_UP_FRONT {
+            self.spare.list = Some(items);
         }
     }
 
@@ -193,7 +257,7 @@ impl ResponseParser {
                 max_stats_bytes: self.max_stats_bytes,
                 max_metadump_bytes: self.max_metadump_bytes,
             };
-            let reply = on_line(&mut self.state, expect, line, &limits)?;
+            let reply = on_line(&mut self.state, expect, line, &limits, &mut self.spare)?;
             self.carry.clear();
             pos += used;
             if let Some(reply) = reply {
@@ -311,6 +375,7 @@ fn on_line(
     expect: Expect,
     line: &[u8],
     limits: &Limits,
+    spare: &mut Spare,
 ) -> Result<Option<Response>> {
     if expect == Expect::Metadump && matches!(state, State::Start) && line.starts_with(b"ERROR ") {
         // memcached refuses a metadump it knows with words after ERROR (`cannot pipeline
@@ -324,7 +389,7 @@ fn on_line(
         return Ok(Some(error));
     }
     let reply = match expect {
-        Expect::Values => return on_values_line(state, line, limits),
+        Expect::Values => return on_values_line(state, line, limits, spare),
         Expect::Stats => return on_stats_line(state, line, limits.max_stats_bytes),
         Expect::Metadump => return on_metadump_line(state, line, limits.max_metadump_bytes),
         Expect::Stored => match line {
@@ -364,7 +429,12 @@ fn on_line(
     Ok(Some(reply))
 }
 
-fn on_values_line(state: &mut State, line: &[u8], limits: &Limits) -> Result<Option<Response>> {
+fn on_values_line(
+    state: &mut State,
+    line: &[u8],
+    limits: &Limits,
+    spare: &mut Spare,
+) -> Result<Option<Response>> {
     if line == b"END" {
         return Ok(Some(match std::mem::replace(state, State::Start) {
             State::Values { items, .. } => Response::Values(items),
@@ -374,10 +444,10 @@ fn on_values_line(state: &mut State, line: &[u8], limits: &Limits) -> Result<Opt
     let Some(header) = line.strip_prefix(b"VALUE ") else {
         return Err(unexpected(Expect::Values, line));
     };
-    let (item, len) = parse_value_header(header, limits.max_item_size)?;
+    let (item, len) = parse_value_header(header, limits.max_item_size, spare)?;
     if !matches!(state, State::Values { .. }) {
         *state = State::Values {
-            items: Vec::with_capacity(limits.max_values.min(VALUES_RESERVED_UP_FRONT)),
+            items: spare.list(limits.max_values),
             block: None,
         };
     }
@@ -401,7 +471,11 @@ fn on_values_line(state: &mut State, line: &[u8], limits: &Limits) -> Result<Opt
 }
 
 /// `<key> <flags> <bytes> [<cas>]`, the rest of a `VALUE` line.
-fn parse_value_header(header: &[u8], max_item_size: usize) -> Result<(Item, usize)> {
+fn parse_value_header(
+    header: &[u8],
+    max_item_size: usize,
+    spare: &mut Spare,
+) -> Result<(Item, usize)> {
     let malformed = || Error::Protocol(format!("malformed VALUE line {:?}", excerpt(header)));
     let mut fields = header.split(|&b| b == b' ');
     let key = fields
@@ -420,18 +494,10 @@ fn parse_value_header(header: &[u8], max_item_size: usize) -> Result<(Item, usiz
         return Err(malformed());
     };
     let len = usize::try_from(len).map_err(|_| malformed())?;
-    let (data, skipped) = if len <= max_item_size {
-        (Vec::with_capacity(len), None)
-    } else {
-        (Vec::new(), Some(len))
-    };
-    let item = Item {
-        key: key.to_vec(),
-        flags,
-        cas,
-        data,
-        skipped,
-    };
+    let mut item = spare.item(key, flags, cas, (len <= max_item_size).then_some(len));
+    if item.skipped.is_some() {
+        item.skipped = Some(len);
+    }
     Ok((item, len))
 }
 

@@ -53,6 +53,14 @@ impl GetLine {
         (0..self.len()).map(|k| self.key(k))
     }
 
+    /// Empties the line, keeping its buffers for the next one.
+    pub fn clear(&mut self) {
+        self.key_bytes.clear();
+        self.key_ends.clear();
+        self.indices.clear();
+        self.parts.clear();
+    }
+
     /// Whether `more` keys still fit.
     pub fn has_room(&self, more: usize) -> bool {
         self.len() + more <= MAX_COALESCED_KEYS
@@ -78,11 +86,13 @@ impl GetLine {
         });
     }
 
-    /// For each key of the line, the index of its item among `items`. memcached answers in
-    /// the order the keys were asked (a key asked twice is answered twice), so one walk
-    /// pairs them; should a server ever answer out of order, a search pairs the rest.
-    pub fn match_items(&self, items: &[Item]) -> Vec<Option<usize>> {
-        let mut hits = vec![None; self.len()];
+    /// For each key of the line, the index of its item among `items`, into `hits`.
+    /// memcached answers in the order the keys were asked (a key asked twice is answered
+    /// twice), so one walk pairs them; should a server ever answer out of order, a search
+    /// pairs the rest.
+    pub fn match_items(&self, items: &[Item], hits: &mut Vec<Option<usize>>) {
+        hits.clear();
+        hits.resize(self.len(), None);
         let mut next = 0;
         for (k, key) in self.keys().enumerate() {
             if next < items.len() && items[next].key == key {
@@ -104,7 +114,6 @@ impl GetLine {
                 }
             }
         }
-        hits
     }
 }
 
@@ -131,15 +140,14 @@ mod tests {
         assert_eq!(line.parts[1].keys, 1..4);
         // a asked twice is answered twice; b missed.
         let items = [item(b"a"), item(b"a"), item(b"c")];
-        assert_eq!(
-            line.match_items(&items),
-            vec![Some(0), None, Some(1), Some(2)]
-        );
+        let mut hits = Vec::new();
+        line.match_items(&items, &mut hits);
+        assert_eq!(hits, vec![Some(0), None, Some(1), Some(2)]);
         let shuffled = [item(b"c"), item(b"a")];
-        assert_eq!(
-            line.match_items(&shuffled),
-            vec![Some(1), None, None, Some(0)]
-        );
+        line.match_items(&shuffled, &mut hits);
+        assert_eq!(hits, vec![Some(1), None, None, Some(0)]);
+        line.clear();
+        assert!(line.is_empty() && line.parts.is_empty());
     }
 
     #[test]

@@ -168,8 +168,22 @@ pub struct Engine {
     max_item_size: usize,
     timing: Timing,
     multi: MultiOps,
+    spare: Spare,
     now: u64,
 }
+
+/// Buffers kept between calls so that steady traffic allocates little per call: get lines
+/// that were answered, the item lists of replies to hand back to their connection's parser,
+/// and the scratch list that pairs values with keys.
+#[derive(Debug, Default)]
+struct Spare {
+    lines: Vec<GetLine>,
+    items: Vec<Vec<Item>>,
+    hits: Vec<Option<usize>>,
+}
+
+/// Answered get lines kept for reuse; beyond this many they are dropped.
+const MAX_SPARE_LINES: usize = 64;
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self> {
@@ -212,6 +226,7 @@ impl Engine {
             max_item_size,
             timing: config.timing,
             multi: MultiOps::default(),
+            spare: Spare::default(),
             now: 0,
         })
     }
@@ -262,6 +277,7 @@ impl Engine {
             codec,
             multi,
             max_item_size,
+            spare,
             ..
         } = self;
         let s = &mut servers[server];
@@ -272,6 +288,7 @@ impl Engine {
             multi,
             max_item_size: *max_item_size,
             server,
+            spare,
         };
         let received =
             s.connection
@@ -288,6 +305,9 @@ impl Engine {
                 });
         if metadump_finished {
             s.metadump_done();
+        }
+        for items in ctx.spare.items.drain(..) {
+            s.connection.recycle(items);
         }
         s.dirty = true;
         match (received, probe) {
@@ -446,10 +466,7 @@ impl Engine {
                 };
                 o.server_entry(entry::CONNECT, index);
             }
-            if let Some(bytes) = s.writable() {
-                o.server_entry(entry::WRITE, index);
-                put_field(o.0, &bytes);
-            }
+            s.write_into(index, o.0);
         }
         let wake = self.poll_timeout().map_or(NO_WAKE, |t| t as f64);
         out[..8].copy_from_slice(&wake.to_le_bytes());
@@ -466,6 +483,7 @@ impl Engine {
             multi: &mut self.multi,
             max_item_size: self.max_item_size,
             server,
+            spare: &mut self.spare,
         };
         for w in waiting {
             ctx.fail(w.awaiting, &error, o);
@@ -816,8 +834,9 @@ impl Engine {
             self.close_get(server);
         }
         let s = &mut self.servers[server];
+        let spare = &mut self.spare.lines;
         s.open_get
-            .get_or_insert_with(GetLine::default)
+            .get_or_insert_with(|| spare.pop().unwrap_or_default())
             .join(id, multi, entries.iter().copied());
         s.dirty = true;
     }
@@ -944,6 +963,7 @@ struct Ctx<'a> {
     multi: &'a mut MultiOps,
     max_item_size: usize,
     server: usize,
+    spare: &'a mut Spare,
 }
 
 impl Ctx<'_> {
@@ -951,8 +971,15 @@ impl Ctx<'_> {
     fn complete(&mut self, awaiting: Awaiting, response: Response, o: &mut Out) {
         let server = Some(self.server);
         match awaiting {
-            Awaiting::Get(line) => match response {
-                Response::Values(items) => self.split_values(&line, &items, o),
+            Awaiting::Get(mut line) => match response {
+                Response::Values(items) => {
+                    self.split_values(&line, &items, o);
+                    self.spare.items.push(items);
+                    if self.spare.lines.len() < MAX_SPARE_LINES {
+                        line.clear();
+                        self.spare.lines.push(line);
+                    }
+                }
                 other => {
                     let error = reply_error(other, "VALUE/END");
                     self.fail(Awaiting::Get(line), &error, o);
@@ -1070,7 +1097,8 @@ impl Ctx<'_> {
     /// Splits one get line's values among the ops that share it.
     fn split_values(&mut self, line: &GetLine, items: &[Item], o: &mut Out) {
         let server = Some(self.server);
-        let hits = line.match_items(items);
+        let mut hits = std::mem::take(&mut self.spare.hits);
+        line.match_items(items, &mut hits);
         for part in &line.parts {
             if part.multi {
                 // One KEY_VALUES record for the part's hits; a value that cannot be decoded
@@ -1119,6 +1147,7 @@ impl Ctx<'_> {
                 }
             }
         }
+        self.spare.hits = hits;
     }
 
     /// A request will never be answered (its connection failed): its op learns why.

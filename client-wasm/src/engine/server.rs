@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 
 use crate::connection::Connection;
 use crate::error::Result;
-use crate::request::Request;
+use crate::request::{Expect, Request};
+use crate::wire::{entry, put_field, put_u16, put_u8};
 
 use super::command::Read;
 use super::get_line::GetLine;
@@ -112,18 +113,19 @@ impl Server {
 
     /// Encodes a get line; the line itself is the tag its values are split by.
     pub fn push_get_line(&mut self, line: GetLine, deadline: u64) {
-        let refs: Vec<&[u8]> = line.keys().collect();
         let placeholder = Waiting {
             awaiting: Awaiting::Get(GetLine::default()),
             deadline,
         };
         // Every key was checked by routing (keys::check_key) when it joined the line, so
         // the line always encodes.
-        let pushed = self
-            .connection
-            .push_tagged(&Request::Get { keys: &refs }, placeholder);
+        let pushed = self.connection.push_encoded(
+            Expect::Values,
+            line.len(),
+            |out| crate::request::write_get_line(out, line.keys()),
+            placeholder,
+        );
         debug_assert!(pushed.is_ok());
-        drop(refs);
         if let Some(waiting) = self.connection.newest_mut() {
             waiting.awaiting = Awaiting::Get(line);
         }
@@ -157,18 +159,31 @@ impl Server {
         }
     }
 
+    /// Appends a WRITE entry for server `index` to `out` with the bytes that may be written
+    /// now, if any.
+    pub fn write_into(&mut self, index: usize, out: &mut Vec<u8>) {
+        if self.link == Link::Open && self.held.is_empty() && !self.metadump_running {
+            // The hot path: nothing waits, the connection's buffer is copied out and kept.
+            if self.connection.has_outbound() {
+                put_u8(out, entry::WRITE);
+                put_u16(out, index as u16);
+                put_field(out, self.connection.outbound());
+                self.connection.clear_outbound();
+            }
+            return;
+        }
+        if let Some(bytes) = self.writable() {
+            put_u8(out, entry::WRITE);
+            put_u16(out, index as u16);
+            put_field(out, &bytes);
+        }
+    }
+
     /// The bytes that may be written now, as one write (or nothing).
-    pub fn writable(&mut self) -> Option<Vec<u8>> {
+    fn writable(&mut self) -> Option<Vec<u8>> {
         if self.link != Link::Open {
             self.hold_outbound();
             return None;
-        }
-        if self.held.is_empty() && !self.metadump_running {
-            // The hot path: nothing waits, the connection's buffer goes out as it is.
-            return self
-                .connection
-                .has_outbound()
-                .then(|| self.connection.take_outbound());
         }
         self.hold_outbound();
         let mut out: Option<Vec<u8>> = None;
