@@ -248,7 +248,9 @@ impl ValueRef<'_> {
                 let n = f64::from_le_bytes(bits);
                 // JavaScript sends only safe integers here; anything else is a malformed batch.
                 if n.fract() != 0.0 || n.abs() > 9_007_199_254_740_991.0 {
-                    return Err(Error::BadArgument(format!("{n} is not a safe integer")));
+                    return Err(Error::BadArgument(
+                        "malformed batch: an int value is not a safe integer".into(),
+                    ));
                 }
                 Payload::Int(n as i64)
             }

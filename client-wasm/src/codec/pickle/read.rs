@@ -1199,8 +1199,16 @@ fn raw_unicode_unescape<'a>(line: &'a [u8], at: usize) -> Result<Cow<'a, str>, P
 
 fn write_float(f: f64, out: &mut Vec<u8>) -> Result<(), PickleError> {
     if !f.is_finite() {
+        // Named by hand: formatting an f64 would link the float printer into the .wasm.
+        let name = if f.is_nan() {
+            "nan"
+        } else if f > 0.0 {
+            "inf"
+        } else {
+            "-inf"
+        };
         return Err(refused(format!(
-            "pickle holds the float {f}, which has no JSON form"
+            "pickle holds the float {name}, which has no JSON form"
         )));
     }
     serde_json::to_writer(&mut *out, &f).map_err(|e| refused(e.to_string()))
