@@ -203,6 +203,66 @@ class ServerState {
   failed(error) { this.client._serverFailed(this, error); }
 }
 
+/**
+ * The constructor's options, checked and defaulted in plain JavaScript (no engine needed),
+ * so `new Client(...)` throws BAD_ARGUMENT at once even before the engine has loaded
+ * (lazy-client.js calls it for that). `tcp`: whether this platform can open TCP sockets.
+ */
+export function clientSettings(servers, options, tcp) {
+  const list = normalizeServers(servers);
+  const bridge = pick(options, "bridge", undefined, undefined);
+  const token = pick(options, "token", undefined, undefined);
+  if (bridge !== undefined && !/^wss?:\/\//.test(bridge)) {
+    throw new BadArgumentError(`bridge must be a ws:// or wss:// URL, got ${JSON.stringify(bridge)}`);
+  }
+  if (bridge === undefined && !tcp) {
+    throw new BadArgumentError("in a browser the client needs a bridge: new Client(servers, { bridge: \"wss://host/...\" })");
+  }
+  const timeout = pick(options, "timeout", "socket_timeout", DEFAULT_TIMEOUT_MS);
+  const deadRetry = pick(options, "deadRetry", "dead_retry", DEFAULT_DEAD_RETRY_S);
+  if (!(timeout > 0)) throw new BadArgumentError("timeout must be a positive number of milliseconds");
+  if (!(deadRetry >= 0)) throw new BadArgumentError("deadRetry must be a non-negative number of seconds");
+  const failover = pick(options, "failover", undefined, true);
+  // Keys are always checked: a key that breaks python-memcached's rules would also break
+  // the protocol's line framing. `checkKeys: false` is accepted for parity and changes nothing.
+  pick(options, "checkKeys", "check_keys", true);
+  const minCompressLen = pick(options, "minCompressLen", "min_compress_len", 0);
+  const maxValueSize = pick(options, "maxValueSize", "server_max_value_length", DEFAULT_MAX_VALUE_SIZE);
+  if (!Number.isInteger(minCompressLen) || minCompressLen < 0) throw new BadArgumentError("minCompressLen must be a non-negative integer");
+  if (!Number.isInteger(maxValueSize) || maxValueSize < 1 || maxValueSize > 0xffffffff) throw new BadArgumentError("maxValueSize must be a positive integer");
+
+  const hash = pick(options, "hashFunction", "hash_function", "crc32");
+  let hashFunction = null;
+  let hashName = hash;
+  if (typeof hash === "function") { hashFunction = hash; hashName = "custom"; }
+  else if (hash !== "crc32" && hash !== "crc32-old") throw new BadArgumentError(`hashFunction must be "crc32", "crc32-old" or a function, got ${String(hash)}`);
+  const distribution = pick(options, "distribution", undefined, "modula");
+  if (distribution !== "modula" && distribution !== "ketama") throw new BadArgumentError(`distribution must be "modula" or "ketama", got ${String(distribution)}`);
+
+  const serializerOption = pick(options, "serializer", undefined, "json");
+  let serializer = null;
+  let serializerName = serializerOption;
+  if (serializerOption && typeof serializerOption === "object") {
+    if (typeof serializerOption.serialize !== "function" || typeof serializerOption.deserialize !== "function") {
+      throw new BadArgumentError("a custom serializer needs serialize(value) and deserialize(bytes) functions");
+    }
+    serializer = serializerOption;
+    serializerName = "custom";
+  } else if (serializerOption !== "json" && serializerOption !== "pickle") {
+    throw new BadArgumentError(`serializer must be "json", "pickle" or {serialize, deserialize}, got ${String(serializerOption)}`);
+  }
+
+  const debug = pick(options, "debug", undefined, false);
+  const log = !debug ? null
+    : typeof debug === "function" ? debug
+    : typeof debug.log === "function" ? (m) => debug.log(m)
+    : (m) => console.error(m);
+  return {
+    list, bridge, token, timeout, deadRetry, failover, minCompressLen, maxValueSize,
+    hashFunction, hashName, distribution, serializer, serializerName, log,
+  };
+}
+
 export class Client {
   /**
    * @param {Array<string | {address: string, weight?: number} | [string, number]>} servers
@@ -210,55 +270,18 @@ export class Client {
    */
   constructor(servers, options = {}) {
     if (!platform) throw new MemcacheError("CLOSED", "memcache-wasm is not initialized: import it from the package entry point");
-    const list = normalizeServers(servers);
-    this._bridge = pick(options, "bridge", undefined, undefined);
-    this._token = pick(options, "token", undefined, undefined);
-    if (this._bridge !== undefined && !/^wss?:\/\//.test(this._bridge)) {
-      throw new BadArgumentError(`bridge must be a ws:// or wss:// URL, got ${JSON.stringify(this._bridge)}`);
-    }
-    if (this._bridge === undefined && !platform.tcp) {
-      throw new BadArgumentError("in a browser the client needs a bridge: new Client(servers, { bridge: \"wss://host/...\" })");
-    }
-    this._timeout = pick(options, "timeout", "socket_timeout", DEFAULT_TIMEOUT_MS);
-    this._deadRetry = pick(options, "deadRetry", "dead_retry", DEFAULT_DEAD_RETRY_S);
-    if (!(this._timeout > 0)) throw new BadArgumentError("timeout must be a positive number of milliseconds");
-    if (!(this._deadRetry >= 0)) throw new BadArgumentError("deadRetry must be a non-negative number of seconds");
-    const failover = pick(options, "failover", undefined, true);
-    // Keys are always checked: a key that breaks python-memcached's rules would also break
-    // the protocol's line framing. `checkKeys: false` is accepted for parity and changes nothing.
-    pick(options, "checkKeys", "check_keys", true);
-    const minCompressLen = pick(options, "minCompressLen", "min_compress_len", 0);
-    const maxValueSize = pick(options, "maxValueSize", "server_max_value_length", DEFAULT_MAX_VALUE_SIZE);
-    if (!Number.isInteger(minCompressLen) || minCompressLen < 0) throw new BadArgumentError("minCompressLen must be a non-negative integer");
-    if (!Number.isInteger(maxValueSize) || maxValueSize < 1 || maxValueSize > 0xffffffff) throw new BadArgumentError("maxValueSize must be a positive integer");
+    const {
+      list, bridge, token, timeout, deadRetry, failover, minCompressLen, maxValueSize,
+      hashFunction, hashName, distribution, serializer, serializerName, log,
+    } = clientSettings(servers, options, platform.tcp);
+    this._bridge = bridge;
+    this._token = token;
+    this._timeout = timeout;
+    this._deadRetry = deadRetry;
     this._minCompressLen = minCompressLen;
-
-    const hash = pick(options, "hashFunction", "hash_function", "crc32");
-    this._hashFunction = null;
-    let hashName = hash;
-    if (typeof hash === "function") { this._hashFunction = hash; hashName = "custom"; }
-    else if (hash !== "crc32" && hash !== "crc32-old") throw new BadArgumentError(`hashFunction must be "crc32", "crc32-old" or a function, got ${String(hash)}`);
-    const distribution = pick(options, "distribution", undefined, "modula");
-    if (distribution !== "modula" && distribution !== "ketama") throw new BadArgumentError(`distribution must be "modula" or "ketama", got ${String(distribution)}`);
-
-    const serializer = pick(options, "serializer", undefined, "json");
-    this._serializer = null;
-    let serializerName = serializer;
-    if (serializer && typeof serializer === "object") {
-      if (typeof serializer.serialize !== "function" || typeof serializer.deserialize !== "function") {
-        throw new BadArgumentError("a custom serializer needs serialize(value) and deserialize(bytes) functions");
-      }
-      this._serializer = serializer;
-      serializerName = "custom";
-    } else if (serializer !== "json" && serializer !== "pickle") {
-      throw new BadArgumentError(`serializer must be "json", "pickle" or {serialize, deserialize}, got ${String(serializer)}`);
-    }
-
-    const debug = pick(options, "debug", undefined, false);
-    this._log = !debug ? null
-      : typeof debug === "function" ? debug
-      : typeof debug.log === "function" ? (m) => debug.log(m)
-      : (m) => console.error(m);
+    this._hashFunction = hashFunction;
+    this._serializer = serializer;
+    this._log = log;
 
     try {
       this._engine = new platform.Engine(
