@@ -21,6 +21,7 @@ const REQUEST_TIMEOUT_MS = 3000;
 const METADUMP_TIMEOUT_MS = 30_000;
 /** The package's browser build, served by the bridge from www/vendor (never a CDN). */
 const PACKAGE_ENTRY = "./vendor/memcache-wasm/js/browser.js";
+const ENGINE_FILE = "./vendor/memcache-wasm/pkg/memcache_wasm_bg.wasm";
 /** Where the token a person typed is kept: for this tab only, gone when it closes. */
 const TOKEN_STORAGE = "memcache-bridge-token";
 
@@ -50,11 +51,21 @@ async function loadBridgeConfig() {
 }
 
 async function loadPackage() {
+  let pkg;
   try {
-    return await import(PACKAGE_ENTRY);
+    pkg = await import(PACKAGE_ENTRY);
   } catch (error) {
     throw new Error(`Cannot load memcache-wasm from ${new URL(PACKAGE_ENTRY, location.href).pathname} (${error.message}). Run scripts/build-www.sh to copy the package into www/vendor, then reload.`);
   }
+  // The .wasm the bridge serves beside the package (compressed, compiled while it downloads),
+  // loaded before the panels start so the first click never waits for it.
+  const wasm = new URL(ENGINE_FILE, location.href);
+  try {
+    await pkg.init({ wasm });
+  } catch (error) {
+    throw new Error(`Cannot load the memcache-wasm engine from ${wasm.pathname} (${error.message}). Run scripts/build-www.sh, then reload.`);
+  }
+  return pkg;
 }
 
 /** Resolves to the token to send: none when the bridge asks none, else the one the person gives. */

@@ -47,6 +47,8 @@ export class KeyPanel {
     this.context = context;
     this.e = elements;
     this.busy = false;
+    /** The key whose lookup the result area shows (null: it shows nothing). */
+    this.shownKey = null;
     elements.lookupForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.run(() => this.lookUp());
@@ -79,6 +81,9 @@ export class KeyPanel {
       await action();
     } catch (error) {
       const problem = error instanceof InputProblem ? error : explain(error, { key: this.key(), ...this.context });
+      // What is on screen belongs to the key it was read for: under another name (a bad
+      // key typed after a good one) it would read as that key's value, server and flags.
+      if (this.shownKey !== this.key()) this.clearResult();
       replaceChildren(this.e.status, problemNote(problem));
     } finally {
       buttons.forEach((b) => (b.disabled = false));
@@ -101,10 +106,19 @@ export class KeyPanel {
     replaceChildren(this.e.status, el("p", { class: "ok", "data-outcome": "ok" }, text));
   }
 
+  /** Empties the result area: nothing shown belongs to any key. */
+  clearResult() {
+    replaceChildren(this.e.result);
+    this.shownKey = null;
+  }
+
   async lookUp() {
+    // A lookup that fails (a bad key, a server down) must not leave the last answer on screen.
+    this.clearResult();
     const key = this.requireKey();
     const server = this.client.serverForKey(key);
     const item = await this.client.inspect(key);
+    this.shownKey = key;
     if (item === undefined) {
       replaceChildren(
         this.e.result,

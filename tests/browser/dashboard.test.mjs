@@ -201,11 +201,17 @@ test("delete removes the key from memcached", async () => {
   await page.locator('#key-status [data-outcome="ok"]', { hasText: "no item" }).waitFor({ timeout: UI_TIMEOUT_MS });
 });
 
-test("a bad key is explained in the page", async () => {
+test("a bad key is explained in the page, and the previous key's item leaves the screen", async () => {
+  // First a key that is there, so value, server and flags are on screen ...
+  await lookUp(page, "dashboard:settings");
+  await page.locator('[data-item="value"]', { hasText: '"theme": "dark"' }).waitFor({ timeout: UI_TIMEOUT_MS });
+  // ... then a bad key: its error, and nothing of the previous item under the new name.
   await lookUp(page, "two words");
   const problem = page.locator('#key-status [data-outcome="error"]');
   await problem.waitFor({ timeout: UI_TIMEOUT_MS });
   assert.match(await problem.textContent(), /cannot be used.*no spaces or control characters/s);
+  assert.equal(await page.locator("#key-result [data-item]").count(), 0, "no value, server, flags or size is left from dashboard:settings");
+  assert.equal(await page.locator("#key-result").textContent(), "");
 });
 
 test("the key browser lists keys by prefix, a page at a time, and opens one", async () => {
