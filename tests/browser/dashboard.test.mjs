@@ -210,6 +210,39 @@ function pythonServerFor(key) {
   return execFileSync(python, ["-c", script, key, ...servers.map((s) => s.address)]).toString().trim();
 }
 
+test("a looked-up value is edited in place: JSON stays JSON, a counter stays an integer, bad input is explained", async () => {
+  await lookUp(page, "dashboard:settings");
+  await page.locator('[data-item="value"]', { hasText: '"theme"' }).waitFor({ timeout: UI_TIMEOUT_MS });
+  await page.click("#edit-button");
+  // The editor takes the value's place, holding what is stored.
+  assert.equal(await page.locator('#key-result [data-item="value"]').count(), 0);
+  assert.match(await page.inputValue("#value-editor"), /"theme": "dark"/);
+  await page.fill("#value-editor", "{ not json");
+  await page.click("#edit-save");
+  await page.locator('#key-status [data-outcome="error"]', { hasText: "not valid JSON" }).waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.equal(await page.inputValue("#value-editor"), "{ not json", "the edit is kept to fix");
+  await page.fill("#value-editor", '{"theme": "light", "limits": [3]}');
+  await page.click("#edit-save");
+  await page.locator('#key-status [data-outcome="ok"]', { hasText: 'Saved "dashboard:settings"' }).waitFor({ timeout: UI_TIMEOUT_MS });
+  await page.locator('[data-item="value"]', { hasText: '"light"' }).waitFor({ timeout: UI_TIMEOUT_MS });
+  const stored = (await Promise.all(servers.map((s) => rawGet(s.port, "dashboard:settings")))).find(Boolean);
+  assert.equal(stored.flags, 1);
+  assert.deepEqual(JSON.parse(stored.value.toString()), { theme: "light", limits: [3] });
+
+  await lookUp(page, "counter:visits");
+  await page.locator('[data-item="flags"]', { hasText: /^2 / }).waitFor({ timeout: UI_TIMEOUT_MS });
+  await page.click("#edit-button");
+  await page.fill("#value-editor", "100");
+  await page.click("#edit-save");
+  await page.locator('[data-item="value"]', { hasText: "100" }).waitFor({ timeout: UI_TIMEOUT_MS });
+  const counter = (await Promise.all(servers.map((s) => rawGet(s.port, "counter:visits")))).find(Boolean);
+  assert.deepEqual([counter.flags, counter.value.toString()], [2, "100"]);
+  // incr works on what was saved: it is still memcached's integer.
+  const delta = Number(await page.inputValue("#delta-input"));
+  await page.click("#incr-button");
+  await page.locator('#key-status [data-outcome="ok"]', { hasText: `is now ${100 + delta}` }).waitFor({ timeout: UI_TIMEOUT_MS });
+});
+
 test("top5films, pickled by python-memcached, is shown decoded", async () => {
   await lookUp(page, "top5films");
   const value = page.locator('[data-item="value"]', { hasText: "The Godfather" });
@@ -238,7 +271,7 @@ test("delete removes the key from memcached", async () => {
 test("a bad key is explained in the page, and the previous key's item leaves the screen", async () => {
   // First a key that is there, so value, server and flags are on screen ...
   await lookUp(page, "dashboard:settings");
-  await page.locator('[data-item="value"]', { hasText: '"theme": "dark"' }).waitFor({ timeout: UI_TIMEOUT_MS });
+  await page.locator('[data-item="value"]', { hasText: '"theme": ' }).waitFor({ timeout: UI_TIMEOUT_MS });
   // ... then a bad key: its error, and nothing of the previous item under the new name.
   await lookUp(page, "two words");
   const problem = page.locator('#key-status [data-outcome="error"]');
@@ -356,9 +389,10 @@ test("a read-only bridge hides the writes and says why", async () => {
     assert.equal(await ro.locator("#set-button").isVisible(), false);
     assert.equal(await ro.locator("#delete-button").isVisible(), false);
     assert.match(await ro.locator("#read-only-note").textContent(), /without --read-only/);
-    // Reads still work through it.
+    // Reads still work through it, with no way to edit what they show.
     await lookUp(ro, "top5films");
     await ro.locator('[data-item="value"]', { hasText: "The Godfather" }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await ro.locator("#edit-button").count(), 0);
   } finally {
     await ro.close();
   }

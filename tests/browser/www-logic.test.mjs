@@ -240,3 +240,19 @@ test("the key browser searches by substring and sorts by any column, never-expir
   // Ties (same server) keep key order, so paging is stable.
   assert.deepEqual(keys("server"), ["a:user:1", "user:1", "other", "user:2"]);
 });
+
+test("values are edited as what they are: text, integer or JSON; raw bytes are not editable", async () => {
+  const { editableForm, parseEdited } = await import("../../www/value-editor.js");
+  assert.equal(editableForm({ flags: 16, value: "hi" }).kind, "text");
+  assert.equal(editableForm({ flags: 16 | 8, value: "big text" }).kind, "text");
+  assert.deepEqual([editableForm({ flags: 2, value: 41 }).kind, editableForm({ flags: 2, value: 41 }).text], ["number", "41"]);
+  assert.equal(editableForm({ flags: 1, value: { a: [1] } }).text, '{\n  "a": [\n    1\n  ]\n}');
+  assert.equal(editableForm({ flags: 0, value: new Uint8Array([1]) }), null);
+  assert.equal(parseEdited("text", " as typed "), " as typed ");
+  assert.equal(parseEdited("number", " 42 "), 42);
+  assert.equal(parseEdited("number", "18446744073709551615"), 18446744073709551615n);
+  assert.throws(() => parseEdited("number", "-1"), /whole number/);
+  assert.throws(() => parseEdited("number", "18446744073709551616"), /64-bit/);
+  assert.deepEqual(parseEdited("json", '{"theme":"light"}'), { theme: "light" });
+  assert.throws(() => parseEdited("json", "{theme"), /not valid JSON/);
+});
