@@ -241,6 +241,7 @@ async function main() {
       confirm: $("browser-confirm"),
       server: $("browser-server"),
       prefix: $("browser-prefix"),
+      match: $("browser-match"),
       load: $("browser-load"),
       status: $("browser-status"),
       table: $("browser-table"),

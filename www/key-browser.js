@@ -7,7 +7,7 @@
 import { el, replaceChildren } from "./dom.js";
 import { explain } from "./error-advice.js";
 import * as format from "./format.js";
-import { parseMetadumpLine, search, sortEntries, page } from "./metadump.js";
+import { parseMetadumpLine, search, matchWords, sortEntries, page } from "./metadump.js";
 
 /** Keys per page: a screenful on a laptop, still scrollable on a phone. */
 export const PAGE_SIZE = 25;
@@ -51,11 +51,13 @@ export class KeyBrowser {
       event.preventDefault();
       this.load();
     });
-    elements.prefix.addEventListener("input", () => {
-      this.index = 0;
-      this.cancelDelete();
-      this.draw();
-    });
+    for (const input of [elements.prefix, elements.match]) {
+      input.addEventListener("input", () => {
+        this.index = 0;
+        this.cancelDelete();
+        this.draw();
+      });
+    }
     elements.prev.addEventListener("click", () => {
       this.index -= 1;
       this.draw();
@@ -129,7 +131,7 @@ export class KeyBrowser {
 
   /** The entries the search matches, in the chosen order. */
   matching() {
-    return sortEntries(search(this.entries, this.e.prefix.value), this.sort.column, this.sort.descending);
+    return sortEntries(search(this.entries, this.e.prefix.value, this.e.match.value), this.sort.column, this.sort.descending);
   }
 
   draw() {
@@ -139,7 +141,8 @@ export class KeyBrowser {
     const shown = page(chosen, this.index, PAGE_SIZE);
     this.index = shown.index;
     const where = this.scope === ALL_SERVERS ? `all ${this.servers.length} servers` : this.scope;
-    const matching = text ? `${format.count(chosen.length)} of ${format.count(this.entries.length)} keys contain "${text}"` : `${format.count(this.entries.length)} keys`;
+    const mode = this.e.match.value;
+    const matching = text ? `${format.count(chosen.length)} of ${format.count(this.entries.length)} keys ${matchWords(text, mode)}` : `${format.count(this.entries.length)} keys`;
     replaceChildren(
       this.e.status,
       `${matching} on ${where} (listed at ${this.listedAt.toLocaleTimeString()}; list again to refresh).`,
@@ -157,7 +160,7 @@ export class KeyBrowser {
     this.e.next.disabled = shown.index >= shown.pages - 1;
     const deletable = chosen.filter((entry) => entry.keyIsText).length;
     this.e.deleteMatching.hidden = deletable === 0;
-    replaceChildren(this.e.deleteMatching, text ? `Delete the ${format.count(deletable)} keys that contain "${text}"…` : `Delete all ${format.count(deletable)} listed keys…`);
+    replaceChildren(this.e.deleteMatching, text ? `Delete the ${format.count(deletable)} keys that ${matchWords(text, mode)}…` : `Delete all ${format.count(deletable)} listed keys…`);
   }
 
   row(entry, now) {
@@ -183,7 +186,7 @@ export class KeyBrowser {
     const text = this.e.prefix.value;
     replaceChildren(
       this.e.confirm,
-      el("p", {}, `Delete ${format.count(keys.length)} keys${text ? ` that contain "${text}"` : ""} from ${servers.size === 1 ? [...servers][0] : `${servers.size} servers`}? memcached cannot undo this.`),
+      el("p", {}, `Delete ${format.count(keys.length)} keys${text ? ` that ${matchWords(text, this.e.match.value)}` : ""} from ${servers.size === 1 ? [...servers][0] : `${servers.size} servers`}? memcached cannot undo this.`),
       el("button", { type: "button", class: "danger", id: "browser-delete-confirm", onclick: () => this.runDelete(keys) }, `Delete ${format.count(keys.length)} keys`),
       el("button", { type: "button", id: "browser-delete-cancel", onclick: () => this.cancelDelete() }, "Cancel"),
     );

@@ -39,9 +39,16 @@ export function filterByPrefix(entries, prefix) {
   return chosen.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
-/** The entries whose key contains `text` anywhere (all of them for an empty text). */
-export function search(entries, text) {
-  return text ? entries.filter((e) => e.key.includes(text)) : entries.slice();
+/** The entries whose key contains `text` anywhere (`mode` "contains", the default) or
+ *  starts with it ("prefix"); all of them for an empty text. */
+export function search(entries, text, mode = "contains") {
+  if (!text) return entries.slice();
+  return entries.filter(mode === "prefix" ? (e) => e.key.startsWith(text) : (e) => e.key.includes(text));
+}
+
+/** How the key browser says what a search matches: `contain "x"` or `start with "x"`. */
+export function matchWords(text, mode) {
+  return `${mode === "prefix" ? "start with" : "contain"} "${text}"`;
 }
 
 /** The columns the key browser sorts by, each a way to compare two entries. Items that never

@@ -323,9 +323,11 @@ test("the key browser searches every server by substring, sorts by a column and 
   assert.equal(await page.locator("#browser-table tbody td.server").textContent(), servers[0].address);
 });
 
-test("the key browser deletes the keys it found after a confirmation; a read-only bridge refuses, and says why", async () => {
+test("the key browser deletes by prefix after a confirmation, leaving keys that only contain it; a read-only bridge refuses, and says why", async () => {
   const purge = ["purge:a", "purge:b", "purge:c", "purge:d"];
-  const setAll = () => Promise.all(purge.map((key, i) =>
+  // Holds "purge:" but does not start with it: a delete by prefix leaves it.
+  const decoy = "keep:purge:e";
+  const setAll = () => Promise.all([...purge, decoy].map((key, i) =>
     memcachedExchange(servers[i % 2].port, `set ${key} 0 0 1\r\nx\r\n`, "STORED\r\n")));
   const present = async () => (await Promise.all(purge.map((key, i) => rawGet(servers[i % 2].port, key)))).filter(Boolean).length;
 
@@ -333,10 +335,13 @@ test("the key browser deletes the keys it found after a confirmation; a read-onl
     await p.selectOption("#browser-server", "*");
     await p.fill("#browser-prefix", "purge:");
     await p.click("#browser-load");
-    await p.locator("#browser-status", { hasText: "4 of" }).waitFor({ timeout: UI_TIMEOUT_MS });
+    await p.locator("#browser-status", { hasText: '5 of' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    await p.selectOption("#browser-match", "prefix");
+    await p.locator("#browser-status", { hasText: '4 of' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.match(await p.locator("#browser-delete").textContent(), /Delete the 4 keys that start with "purge:"/);
     await p.click("#browser-delete");
     // Nothing is deleted before the confirmation, which says what will go.
-    assert.match(await p.locator("#browser-confirm").textContent(), /Delete 4 keys that contain "purge:" from 2 servers\? memcached cannot undo this/);
+    assert.match(await p.locator("#browser-confirm").textContent(), /Delete 4 keys that start with "purge:" from 2 servers\? memcached cannot undo this/);
     assert.equal(await present(), 4);
     await p.click("#browser-delete-confirm");
   };
@@ -345,7 +350,9 @@ test("the key browser deletes the keys it found after a confirmation; a read-onl
   await listAndConfirm(page);
   await page.locator('#browser-confirm [data-outcome="ok"]', { hasText: "Deleted 4 keys." }).waitFor({ timeout: UI_TIMEOUT_MS });
   assert.equal(await present(), 0);
+  assert.ok(await rawGet(servers[0].port, decoy), "the key that only contains the prefix is still there");
   assert.equal(await page.locator("#browser-table tbody tr").count(), 0, "the deleted keys leave the list");
+  await page.selectOption("#browser-match", "contains");
 
   // Through the read-only bridge the same steps are refused by the bridge, with its reason.
   await setAll();

@@ -232,6 +232,7 @@ test("the key browser searches by substring and sorts by any column, never-expir
   ];
   assert.deepEqual(search(entries, "user:").map((e) => e.key), ["user:2", "a:user:1", "user:1"]);
   assert.equal(search(entries, "").length, 4);
+  assert.deepEqual(search(entries, "user:", "prefix").map((e) => e.key), ["user:2", "user:1"]);
   const keys = (column, descending) => sortEntries(entries, column, descending).map((e) => e.key);
   assert.deepEqual(keys("key"), ["a:user:1", "other", "user:1", "user:2"]);
   assert.deepEqual(keys("size", true), ["user:2", "user:1", "a:user:1", "other"]);
