@@ -22,7 +22,6 @@ const REQUEST_TIMEOUT_MS = 3000;
 const METADUMP_TIMEOUT_MS = 30_000;
 /** The package's browser build, served by the bridge from www/vendor (never a CDN). */
 const PACKAGE_ENTRY = "./vendor/memcache-wasm/js/browser.js";
-const ENGINE_FILE = "./vendor/memcache-wasm/pkg/memcache_wasm_bg.wasm";
 /** Where the chart history is kept across a reload (per bridge and page path). */
 const HISTORY_STORAGE = `memcache-dashboard-history:${location.host}${location.pathname}`;
 /** Where the token a person typed is kept: for this tab only, gone when it closes. */
@@ -60,13 +59,12 @@ async function loadPackage() {
   } catch (error) {
     throw new Error(`Cannot load memcache-wasm from ${new URL(PACKAGE_ENTRY, location.href).pathname} (${error.message}). Run scripts/build-www.sh to copy the package into www/vendor, then reload.`);
   }
-  // The .wasm the bridge serves beside the package (compressed, compiled while it downloads),
-  // loaded before the panels start so the first click never waits for it.
-  const wasm = new URL(ENGINE_FILE, location.href);
+  // The engine the package embeds (its only copy the page downloads), loaded before the
+  // panels start so the first click never waits for it and a failure is said at once.
   try {
-    await pkg.init({ wasm });
+    await pkg.init();
   } catch (error) {
-    throw new Error(`Cannot load the memcache-wasm engine from ${wasm.pathname} (${error.message}). Run scripts/build-www.sh, then reload.`);
+    throw new Error(`Cannot load the memcache-wasm engine (${error.message}). Run scripts/build-www.sh, then reload.`);
   }
   return pkg;
 }

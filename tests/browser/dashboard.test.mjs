@@ -454,7 +454,8 @@ test("the page loads everything from the bridge itself (no CDN, works offline on
     return u.host === origin.host && ["http:", "ws:"].includes(u.protocol);
   });
   assert.deepEqual(requested.filter((url) => !mine.includes(url)), []);
-  assert.ok(requested.some((url) => url.endsWith("/vendor/memcache-wasm/pkg/memcache_wasm_bg.wasm")), "the wasm came from www/vendor");
+  assert.ok(requested.some((url) => url.endsWith("/vendor/memcache-wasm/pkg/memcache_wasm_bytes.js")), "the engine came from www/vendor");
+  assert.ok(!requested.some((url) => url.endsWith(".wasm")), "one copy of the engine is downloaded, not two");
   assert.ok(requested.some((url) => new URL(url).pathname.startsWith("/memcached/")), "WebSockets went to the bridge's relay");
 });
 
