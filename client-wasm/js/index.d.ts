@@ -105,6 +105,8 @@ export function init(options?: InitOptions): Promise<void>;
 export type PerServer<T> = Record<string, T>;
 
 export class Client {
+  /** Works before the engine has loaded: bad plain options throw BAD_ARGUMENT here, and calls
+   * wait for the load (ENGINE_LOAD_FAILED if it fails, TIMEOUT past `timeout`). */
   constructor(servers: ServerSpec | ServerSpec[], options?: ClientOptions);
 
   /** The servers as configured, and whether each is currently skipped as dead. */
@@ -145,7 +147,8 @@ export class Client {
   version(): Promise<PerServer<string>>;
 
   /** The address of the server `key` goes to now (routing as a request would). Throws
-   * BAD_KEY for a bad key, NO_SERVER when no live server is left for it. */
+   * BAD_KEY for a bad key, NO_SERVER when no live server is left for it, ENGINE_NOT_READY
+   * before the engine has loaded (await init() first). */
   serverForKey(key: Key): string;
   /** Like get(), with the flags, stored size, server and cas beside the value; undefined on a miss. */
   inspect<T = unknown>(key: Key): Promise<InspectResult<T> | undefined>;
