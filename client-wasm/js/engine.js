@@ -3,12 +3,13 @@
 // bytes embedded in the package, so that no bundler has to handle a .wasm file and no module
 // has a top-level await. A failed load rejects with ENGINE_LOAD_FAILED, and the next try
 // starts again.
-import initGlue, { Engine } from "../pkg/memcache_wasm.js";
+import initGlue, { Engine, initSync } from "../pkg/memcache_wasm.js";
 import { wasmBase64 } from "../pkg/memcache_wasm_bytes.js";
 import { setPlatform } from "./client.js";
 import { BadArgumentError, EngineLoadError } from "./errors.js";
 
-/** Set by the entry point: { tcp, openTransport(address, sink, options), readFile?(url) }. */
+/** Set by the entry point: { tcp, openTransport(address, sink, options), readFile?(url),
+ * syncCompile? (the platform compiles a module of any size synchronously: Node) }. */
 let host = null;
 /** What init({ wasm }) was given (undefined: the embedded bytes). */
 let source;
@@ -59,6 +60,31 @@ export function loadEngine() {
     );
   }
   return loading;
+}
+
+/**
+ * Loads the engine at once, for a synchronous method called before any load began (Node
+ * only: browsers limit synchronous compiles on the main thread). True when the engine is
+ * loaded now; false when it cannot be here (a browser, a load already under way, whose
+ * instance must stay the only one, or a source that needs fetching), or failed, in which case
+ * the next asynchronous call reports why.
+ */
+export function loadEngineNow() {
+  if (loaded) return true;
+  if (loading !== null || host === null || !host.syncCompile) return false;
+  const bytes = source === undefined ? decodeBase64(wasmBase64) : source;
+  const compiled = typeof WebAssembly.Module === "function" && bytes instanceof WebAssembly.Module;
+  if (!compiled && !(bytes instanceof ArrayBuffer || ArrayBuffer.isView(bytes))) return false;
+  let exports;
+  try {
+    exports = initSync({ module: bytes });
+  } catch {
+    return false;
+  }
+  setPlatform({ Engine, memory: exports.memory, tcp: host.tcp, openTransport: host.openTransport });
+  loaded = true;
+  loading = Promise.resolve();
+  return true;
 }
 
 async function load(wasm) {

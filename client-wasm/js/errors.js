@@ -79,8 +79,8 @@ export class ClosedError extends MemcacheError {
 export class EngineLoadError extends MemcacheError {
   constructor(message, details) { super("ENGINE_LOAD_FAILED", message, details); this.name = "EngineLoadError"; }
 }
-/** A synchronous method that needs the engine (serverForKey) was called before it loaded:
- * `await init()` first, or after any call has settled. */
+/** A synchronous method that needs the engine (serverForKey) was called in a browser before
+ * it loaded (or in Node while an asynchronous load was under way): `await init()` first. */
 export class EngineNotReadyError extends MemcacheError {
   constructor(message, details) { super("ENGINE_NOT_READY", message, details); this.name = "EngineNotReadyError"; }
 }

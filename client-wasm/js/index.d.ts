@@ -147,8 +147,8 @@ export class Client {
   version(): Promise<PerServer<string>>;
 
   /** The address of the server `key` goes to now (routing as a request would). Throws
-   * BAD_KEY for a bad key, NO_SERVER when no live server is left for it, ENGINE_NOT_READY
-   * before the engine has loaded (await init() first). */
+   * BAD_KEY for a bad key, NO_SERVER when no live server is left for it, and in a browser
+   * ENGINE_NOT_READY before the engine has loaded (await init() first; Node loads it here). */
   serverForKey(key: Key): string;
   /** Like get(), with the flags, stored size, server and cas beside the value; undefined on a miss. */
   inspect<T = unknown>(key: Key): Promise<InspectResult<T> | undefined>;

@@ -4,10 +4,11 @@
 // moment (calls of one tick still leave as one batch); a failed load rejects them with
 // ENGINE_LOAD_FAILED, and waiting longer than `timeout` with TIMEOUT.
 import { Client as EngineClient, clientSettings } from "./client.js";
-import { engineLoaded, hostHasTcp, loadEngine } from "./engine.js";
+import { engineLoaded, hostHasTcp, loadEngine, loadEngineNow } from "./engine.js";
 import { ClosedError, EngineNotReadyError, TimeoutError } from "./errors.js";
 
-/** The methods that answer at once (no Promise): before the load they cannot wait. */
+/** The methods that answer at once (no Promise): before the load they cannot wait, so Node
+ *  loads the engine there and then, and a browser throws ENGINE_NOT_READY. */
 const SYNC_METHODS = new Set(["serverForKey"]);
 
 export class Client {
@@ -91,6 +92,11 @@ for (const name of Object.getOwnPropertyNames(EngineClient.prototype)) {
     ? function (...args) {
       if (this._client !== null) return this._client[name](...args);
       if (this._closed) throw new ClosedError("the client is closed");
+      if (loadEngineNow()) {
+        this._client = new EngineClient(...this._args);
+        this._args = null;
+        return this._client[name](...args);
+      }
       throw new EngineNotReadyError(`${name}() needs the engine: await init() first (or any call)`);
     }
     : function (...args) {

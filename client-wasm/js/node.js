@@ -35,6 +35,8 @@ setHost({
     return new WebSocketTransport(address, sink, { bridge, token, WebSocket, isNodeWs });
   },
   readFile: (url) => readFile(url),
+  // serverForKey() before any call: Node compiles the embedded engine synchronously.
+  syncCompile: true,
 });
 
 export { Client } from "./lazy-client.js";

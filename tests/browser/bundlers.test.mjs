@@ -184,13 +184,13 @@ test("init({ wasm }) takes a URL, a Response, bytes or a Module; a failed load i
   for (const mode of ["default", "url", "response", "bytes", "module"]) {
     const { result, errors } = await runPage("init.html", { mode });
     assert.deepEqual(errors, [], `${mode}: errors in the page`);
-    assert.deepEqual(result, { mode, stored: true, value: mode, fetchedWasm: mode !== "default" }, mode);
+    assert.deepEqual(result, { mode, early: "ENGINE_NOT_READY", stored: true, value: mode, fetchedWasm: mode !== "default" }, mode);
   }
   const { result, errors } = await runPage("init.html", { mode: "fail" });
   // The browser logs the missing engine's 404s (init's, then the call's retry), nothing else.
   assert.ok(errors.length >= 1 && errors.every((e) => /404/.test(e)), errors.join("\n"));
   assert.deepEqual(result, {
-    mode: "fail", initError: "ENGINE_LOAD_FAILED", isEngineLoadError: true, callError: "ENGINE_LOAD_FAILED",
+    mode: "fail", early: "ENGINE_NOT_READY", initError: "ENGINE_LOAD_FAILED", isEngineLoadError: true, callError: "ENGINE_LOAD_FAILED",
     stored: true, value: "fail", fetchedWasm: true,
   });
 });

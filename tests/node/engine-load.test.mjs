@@ -1,5 +1,6 @@
 // The engine loads lazily, with no top-level await: a Client made before the load checks its
-// plain options at once and its calls wait for the engine; init({ wasm }) takes a file path,
+// plain options at once and its calls wait for the engine (serverForKey, synchronous, has
+// Node compile it there and then); init({ wasm }) takes a file path,
 // a file: URL, bytes or a Module in Node; a load that fails rejects calls with
 // ENGINE_LOAD_FAILED (catchable, and tried again after), one that hangs with TIMEOUT. Each
 // case runs in a fresh Node process, since the engine is loaded once per process.
@@ -32,13 +33,12 @@ async function fresh(body) {
   return JSON.parse(stdout);
 }
 
-test("before the engine loads: plain options throw at once, serverForKey says ENGINE_NOT_READY, calls wait and run", async () => {
+test("before the engine loads: plain options throw at once, calls wait and run", async () => {
   const out = await fresh(`
     const out = {};
     try { new Client(SERVER, { timeout: -1 }); } catch (e) { out.badOption = e.code; }
     const mc = new Client([SERVER]);
     out.servers = mc.servers;
-    try { mc.serverForKey("k"); } catch (e) { out.early = e.code; }
     // Calls of one tick, made before the load, still run in order once it is done.
     const [stored, value, bad] = await Promise.allSettled([mc.set("lazy", "yes"), mc.get("lazy"), mc.get("bad key")]);
     out.stored = stored.value; out.value = value.value; out.bad = bad.reason.code;
@@ -48,9 +48,35 @@ test("before the engine loads: plain options throw at once, serverForKey says EN
     return out;
   `);
   assert.deepEqual(out, {
-    badOption: "BAD_ARGUMENT", servers: [{ address: server.address, weight: 1, dead: false }], early: "ENGINE_NOT_READY",
+    badOption: "BAD_ARGUMENT", servers: [{ address: server.address, weight: 1, dead: false }],
     stored: true, value: "yes", bad: "BAD_KEY", server: server.address, afterClose: "CLOSED",
   });
+});
+
+test("in Node, serverForKey before any call loads the engine synchronously", async () => {
+  const out = await fresh(`
+    const mc = new Client([SERVER]);
+    const server = mc.serverForKey("k");
+    await mc.set("k", 1);
+    const value = await mc.get("k");
+    await mc.close();
+    return { server, value };
+  `);
+  assert.deepEqual(out, { server: server.address, value: 1 });
+});
+
+test("while an asynchronous load is under way, serverForKey says ENGINE_NOT_READY instead of loading a second engine", async () => {
+  const out = await fresh(`
+    const loading = init();
+    const mc = new Client([SERVER]);
+    let code;
+    try { mc.serverForKey("k"); } catch (e) { code = e.code; }
+    await loading;
+    const server = mc.serverForKey("k");
+    await mc.close();
+    return { code, server };
+  `);
+  assert.deepEqual(out, { code: "ENGINE_NOT_READY", server: server.address });
 });
 
 test("init({ wasm }) in Node takes a file path, a file: URL, bytes or a compiled Module", async () => {
