@@ -1,7 +1,8 @@
 // The bridge for JavaScript users: scripts/pack-bridge.sh packs the launcher (memcache-bridge)
 // and the platform package with this machine's release binary (memcache-bridge-linux-x64);
 // both tarballs install into an empty folder (offline), `npx memcache-bridge` starts the
-// bridge, a get and a set relay through it to a real memcached, and SIGTERM stops it.
+// bridge, a get and a set relay through it to a real memcached, and SIGTERM stops it. publint
+// checks both packages.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -73,4 +74,12 @@ test("npx memcache-bridge, installed from the packed tarballs, relays to a real 
   const { code, signal } = await exited;
   assert.ok(code === 0 || signal === "SIGTERM", `exit ${code} ${signal}`);
   await assert.rejects(rawCommand(`127.0.0.1:${port}`, "GET / HTTP/1.0\r\n\r\n", ["\r\n"]), /ECONNREFUSED/);
+});
+
+// After the packing above, so the platform package holds its binary as published.
+test("publint finds nothing in the launcher or the platform package", async () => {
+  for (const pkg of ["memcache-bridge", "memcache-bridge-linux-x64"]) {
+    const out = execFileSync(join(ROOT, "node_modules", ".bin", "publint"), [join(ROOT, "npm", pkg)], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    assert.match(out, /All good!/, `${pkg}: ${out}`);
+  }
 });
