@@ -22,10 +22,10 @@ cargo build -q --release -p memcache-bridge
 scripts/build-wasm.sh
 scripts/build-www.sh
 
-stage "node: the npm package memcache-wasm end to end (TCP, bridge, python-memcached interop, npm pack)"
+stage "node: the npm package memcache-wasm end to end (TCP, bridge, python-memcached interop, npm pack, attw/publint/tsc, the bridge through npx)"
 node --test --test-timeout=120000 tests/node/
 
-stage "browser: the dashboard in headless chromium against a real bridge and memcached"
+stage "browser: the dashboard, every bundler, CSP and the runnable docs in headless chromium against a real bridge and memcached"
 node --test --test-timeout=180000 tests/browser/
 
 stage "bench: smoke run, every contender and workload once with tiny counts (the full run is by hand: bench/README.md)"

@@ -9,6 +9,7 @@ import { RateHistory } from "./stats-delta.js";
 import { drawTrafficCharts, FLEET } from "./traffic-charts.js";
 import { KeyPanel } from "./key-panel.js";
 import { KeyBrowser } from "./key-browser.js";
+import { SlabView } from "./slabs.js";
 
 /** How often the overview asks every server for `stats`: often enough that rates follow
  *  load changes, rare enough that the dashboard's own gets do not show in them. */
@@ -21,6 +22,8 @@ const REQUEST_TIMEOUT_MS = 3000;
 const METADUMP_TIMEOUT_MS = 30_000;
 /** The package's browser build, served by the bridge from www/vendor (never a CDN). */
 const PACKAGE_ENTRY = "./vendor/memcache-wasm/js/browser.js";
+/** Where the chart history is kept across a reload (per bridge and page path). */
+const HISTORY_STORAGE = `memcache-dashboard-history:${location.host}${location.pathname}`;
 /** Where the token a person typed is kept: for this tab only, gone when it closes. */
 const TOKEN_STORAGE = "memcache-bridge-token";
 
@@ -50,11 +53,20 @@ async function loadBridgeConfig() {
 }
 
 async function loadPackage() {
+  let pkg;
   try {
-    return await import(PACKAGE_ENTRY);
+    pkg = await import(PACKAGE_ENTRY);
   } catch (error) {
     throw new Error(`Cannot load memcache-wasm from ${new URL(PACKAGE_ENTRY, location.href).pathname} (${error.message}). Run scripts/build-www.sh to copy the package into www/vendor, then reload.`);
   }
+  // The engine the package embeds (its only copy the page downloads), loaded before the
+  // panels start so the first click never waits for it and a failure is said at once.
+  try {
+    await pkg.init();
+  } catch (error) {
+    throw new Error(`Cannot load the memcache-wasm engine (${error.message}). Run scripts/build-www.sh, then reload.`);
+  }
+  return pkg;
 }
 
 /** Resolves to the token to send: none when the bridge asks none, else the one the person gives. */
@@ -133,6 +145,27 @@ async function listKeys(Client, server, options) {
   }
 }
 
+/**
+ * Deletes `keys` on `server`, each with its own `delete` (they leave in one write), through a
+ * client of their own, so a bridge's refusal (read-only) never touches the overview's clients.
+ * Resolves to `{deleted, missing, failed: [{key, error}]}`; never rejects.
+ */
+async function deleteKeys(Client, server, keys, options) {
+  const client = new Client([server], { ...options, deadRetry: 0 });
+  try {
+    const outcomes = await Promise.allSettled(keys.map((key) => client.delete(key)));
+    const result = { deleted: 0, missing: 0, failed: [] };
+    outcomes.forEach((o, i) => {
+      if (o.status === "rejected") result.failed.push({ key: keys[i], error: o.reason });
+      else if (o.value) result.deleted += 1;
+      else result.missing += 1;
+    });
+    return result;
+  } finally {
+    await client.close();
+  }
+}
+
 async function main() {
   const config = await loadBridgeConfig();
   showBridge(config);
@@ -160,8 +193,17 @@ async function main() {
     fleetSummary: $("fleet-summary"),
     context: advice,
   });
-  const history = new RateHistory(HISTORY_MS);
-  const charts = { gets: $("chart-gets"), sets: $("chart-sets"), hits: $("chart-hits") };
+  const history = restoreHistory([...config.servers, FLEET]);
+  const charts = {
+    gets: $("chart-gets"), sets: $("chart-sets"), hits: $("chart-hits"), evictions: $("chart-evictions"),
+    bytesIn: $("chart-bytes-in"), bytesOut: $("chart-bytes-out"), connections: $("chart-connections"),
+  };
+  const slabView = new SlabView({
+    servers: config.servers,
+    statsOf: async (address, args) => (await single.get(address).stats(args))[address],
+    context: advice,
+    elements: { server: $("slab-server"), status: $("slab-status"), table: $("slab-table"), tbody: $("slab-table").querySelector("tbody") },
+  });
 
   const keyPanel = new KeyPanel({
     client: fleet,
@@ -189,11 +231,15 @@ async function main() {
     metadump: (server) => listKeys(Client, server, options),
     serverTimeNow: (server) => overview.watch(server).serverTimeNow(Date.now()),
     open: (key) => keyPanel.show(key),
+    deleteKeys: (server, keys) => deleteKeys(Client, server, keys, options),
     context: advice,
     elements: {
       form: $("browser-form"),
+      deleteMatching: $("browser-delete"),
+      confirm: $("browser-confirm"),
       server: $("browser-server"),
       prefix: $("browser-prefix"),
+      match: $("browser-match"),
       load: $("browser-load"),
       status: $("browser-status"),
       table: $("browser-table"),
@@ -215,6 +261,9 @@ async function main() {
       for (const watch of overview.watches) history.record(watch.address, now, watch.rates);
       history.record(FLEET, now, overview.fleet.serversCounted > 0 ? overview.fleet : null);
       drawTrafficCharts(charts, history, config.servers, now);
+      saveHistory(history);
+      document.body.dataset.historyFrom = String(history.oldest());
+      await slabView.refresh();
       replaceChildren($("refresh-note"), `updated ${new Date(now).toLocaleTimeString()}, every ${REFRESH_MS / 1000} s`);
       document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes ?? 0) + 1);
       drawProblem?.remove();
@@ -226,6 +275,29 @@ async function main() {
     }
   };
   await refresh();
+}
+
+/** The charts' history as an earlier page of this tab's browser left it, with a gap for
+ *  the time the page was away; an empty one when there is none or it cannot be read. */
+function restoreHistory(names) {
+  let saved = null;
+  try {
+    saved = JSON.parse(localStorage.getItem(HISTORY_STORAGE) ?? "null");
+  } catch {
+    saved = null;
+  }
+  const now = Date.now();
+  const history = RateHistory.restore(saved, HISTORY_MS, names, now);
+  for (const name of history.names()) history.record(name, now, null);
+  return history;
+}
+
+function saveHistory(history) {
+  try {
+    localStorage.setItem(HISTORY_STORAGE, JSON.stringify(history));
+  } catch {
+    // Storage full or disabled: the charts still work, they start afresh on a reload.
+  }
 }
 
 main().catch((error) => {

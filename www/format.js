@@ -52,3 +52,9 @@ export function percent(fraction) {
   // Rounded down, so a ratio with any miss never reads as "100%".
   return `${(Math.floor(p * 10) / 10).toFixed(1)}%`;
 }
+
+/** Bytes per second: "0 B/s", "512 B/s", "1.5 KiB/s", "12 MiB/s". */
+export function byteRate(value) {
+  if (value === undefined || value === null) return MISSING;
+  return `${bytes(Math.round(value))}/s`;
+}

@@ -1,11 +1,13 @@
 // The key panel: look a key up (the server that holds it under the client's distribution,
-// its flags, size and decoded value) and, on a bridge that allows writes, set it (text or
-// JSON, with an expiry), delete, touch, incr and decr it. Every outcome is said in the page.
+// its flags, size and decoded value) and, on a bridge that allows writes, edit the value in
+// place, set it (text or JSON, with an expiry), delete, touch, incr and decr it. Every
+// outcome is said in the page.
 
 import { el, replaceChildren } from "./dom.js";
 import { explain } from "./error-advice.js";
 import * as format from "./format.js";
 import { describeFlags, presentValue, kindCaption } from "./value-view.js";
+import { editableForm, parseEdited } from "./value-editor.js";
 
 /** The largest expiry memcached takes as a relative time (30 days); larger numbers are read
  *  as a Unix timestamp, which a person typing "seconds" does not mean. */
@@ -44,9 +46,12 @@ export class KeyPanel {
   /** `client`: the fleet's memcache-wasm Client. `context`: `{origin, tokenRequired}`, for advice. */
   constructor({ client, readOnly, context, elements }) {
     this.client = client;
+    this.readOnly = readOnly;
     this.context = context;
     this.e = elements;
     this.busy = false;
+    /** The key whose lookup the result area shows (null: it shows nothing). */
+    this.shownKey = null;
     elements.lookupForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.run(() => this.lookUp());
@@ -79,6 +84,9 @@ export class KeyPanel {
       await action();
     } catch (error) {
       const problem = error instanceof InputProblem ? error : explain(error, { key: this.key(), ...this.context });
+      // What is on screen belongs to the key it was read for: under another name (a bad
+      // key typed after a good one) it would read as that key's value, server and flags.
+      if (this.shownKey !== this.key()) this.clearResult();
       replaceChildren(this.e.status, problemNote(problem));
     } finally {
       buttons.forEach((b) => (b.disabled = false));
@@ -101,10 +109,19 @@ export class KeyPanel {
     replaceChildren(this.e.status, el("p", { class: "ok", "data-outcome": "ok" }, text));
   }
 
+  /** Empties the result area: nothing shown belongs to any key. */
+  clearResult() {
+    replaceChildren(this.e.result);
+    this.shownKey = null;
+  }
+
   async lookUp() {
+    // A lookup that fails (a bad key, a server down) must not leave the last answer on screen.
+    this.clearResult();
     const key = this.requireKey();
     const server = this.client.serverForKey(key);
     const item = await this.client.inspect(key);
+    this.shownKey = key;
     if (item === undefined) {
       replaceChildren(
         this.e.result,
@@ -124,7 +141,47 @@ export class KeyPanel {
         el("div", {}, el("dt", {}, "Shown as"), el("dd", { "data-item": "kind" }, kindCaption(shown.kind, item.flags))),
       ),
       el("pre", { class: `value ${shown.kind}`, "data-item": "value" }, shown.text),
+      this.editButton(key, item),
     );
+  }
+
+  /** "Edit" under a value that can be edited as text, a number or JSON (not on a read-only bridge). */
+  editButton(key, item) {
+    const form = this.readOnly ? null : editableForm(item);
+    if (form === null) return null;
+    return el("button", { type: "button", id: "edit-button", onclick: () => this.edit(key, form) }, "Edit");
+  }
+
+  /** Turns the shown value into a text box with Save and Cancel, in its place. */
+  edit(key, form) {
+    const editor = el("textarea", { id: "value-editor", class: "value-editor", spellcheck: "false", rows: Math.min(20, form.text.split("\n").length + 1) });
+    editor.value = form.text;
+    const save = () => this.run(async () => {
+      let value;
+      try {
+        value = parseEdited(form.kind, editor.value);
+      } catch (error) {
+        throw new InputProblem(error.message, "Fix the value, or cancel to keep what is stored.");
+      }
+      const expiry = wholeNumber(this.e.expiryInput, "Expiry", MAX_RELATIVE_EXPIRY);
+      const stored = await this.client.set(key, value, expiry);
+      if (!stored) throw new InputProblem(`memcached did not store "${key}" (NOT_STORED).`, "");
+      await this.lookUp();
+      this.say(`Saved "${key}" (${expiry === 0 ? "no expiry" : `expires in ${format.duration(expiry)}`}).`);
+    });
+    const area = el(
+      "div",
+      { class: "value-edit", "data-item": "editor" },
+      editor,
+      form.note && el("p", { class: "muted" }, form.note),
+      el("p", { class: "muted" }, "Saving sets the expiry in the Expiry field below (0 = never)."),
+      el("div", { class: "actions" },
+        el("button", { type: "button", id: "edit-save", onclick: save }, "Save"),
+        el("button", { type: "button", id: "edit-cancel", onclick: () => this.run(() => this.lookUp()) }, "Cancel")),
+    );
+    this.e.result.querySelector('[data-item="value"]')?.replaceWith(area);
+    this.e.result.querySelector("#edit-button")?.remove();
+    editor.focus();
   }
 
   async set() {

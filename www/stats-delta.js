@@ -4,7 +4,7 @@
 // objects, so the same code runs in the page and under `node --test`.
 
 /** The counters whose per-second rate the dashboard shows, named as memcached names them. */
-export const RATE_COUNTERS = ["cmd_get", "cmd_set", "get_hits", "get_misses", "evictions"];
+export const RATE_COUNTERS = ["cmd_get", "cmd_set", "get_hits", "get_misses", "evictions", "bytes_read", "bytes_written"];
 
 /** memcached's stat values arrive as text; counters are 64-bit, so read them as Numbers
  *  (exact up to 2^53, far beyond what a counter reaches between two refreshes). */
@@ -50,8 +50,10 @@ export function summarize(stats) {
  * would be a large negative or a meaningless number.
  *
  * The result has `getsPerSec`, `setsPerSec`, `hitsPerSec`, `missesPerSec`,
- * `evictionsPerSec`, the interval's `hitRatio` (undefined when no get happened in it), and
- * the raw `deltas` and `seconds` so the fleet can sum them.
+ * `evictionsPerSec`, `bytesInPerSec` and `bytesOutPerSec` (what memcached read and wrote),
+ * the interval's `hitRatio` (undefined when no get happened in it), `connections` (the open
+ * connections at the second sample, a gauge), and the raw `deltas` and `seconds` so the
+ * fleet can sum them.
  */
 export function ratesBetween(previous, current) {
   if (!previous || !current) return null;
@@ -72,7 +74,7 @@ export function ratesBetween(previous, current) {
     if (b < a) return null;
     deltas[name] = b - a;
   }
-  return ratesFromDeltas(deltas, seconds);
+  return { ...ratesFromDeltas(deltas, seconds), connections: num(after, "curr_connections") };
 }
 
 function ratesFromDeltas(deltas, seconds) {
@@ -86,6 +88,8 @@ function ratesFromDeltas(deltas, seconds) {
     hitsPerSec: per("get_hits"),
     missesPerSec: per("get_misses"),
     evictionsPerSec: per("evictions"),
+    bytesInPerSec: per("bytes_read"),
+    bytesOutPerSec: per("bytes_written"),
     hitRatio: lookups > 0 ? deltas.get_hits / lookups : undefined,
   };
 }
@@ -112,9 +116,17 @@ export function fleetRates(ratesByServer) {
     hitsPerSec,
     missesPerSec,
     evictionsPerSec: sum("evictionsPerSec"),
+    bytesInPerSec: sum("bytesInPerSec"),
+    bytesOutPerSec: sum("bytesOutPerSec"),
+    connections: sum("connections"),
     hitRatio: lookupsPerSec > 0 ? hitsPerSec / lookupsPerSec : undefined,
   };
 }
+
+/** The fields the charts draw: all a saved history keeps of each point. */
+export const CHART_FIELDS = [
+  "getsPerSec", "setsPerSec", "hitRatio", "evictionsPerSec", "bytesInPerSec", "bytesOutPerSec", "connections",
+];
 
 /**
  * The last `windowMs` of rate points per series (a server address, or "fleet"), for the
@@ -159,5 +171,39 @@ export class RateHistory {
   /** The series names recorded so far, in the order they first appeared. */
   names() {
     return [...this.points.keys()];
+  }
+
+  /** The history as plain data (the chart fields only), for saving across a reload. */
+  toJSON() {
+    const series = {};
+    for (const [name, list] of this.points) {
+      series[name] = list.map(({ at, rates }) => [at, rates === null ? null : CHART_FIELDS.map((f) => rates[f] ?? null)]);
+    }
+    return { version: 1, series };
+  }
+
+  /**
+   * A history rebuilt from `saved` (what toJSON returned, perhaps from an older page),
+   * keeping only the points of `names` (the servers the bridge lists now, and the fleet)
+   * within the window ending `now`. Anything unreadable gives an empty history: a reload
+   * must never fail on what an earlier page left.
+   */
+  static restore(saved, windowMs, names, now) {
+    const history = new RateHistory(windowMs);
+    if (!saved || saved.version !== 1 || typeof saved.series !== "object" || saved.series === null) return history;
+    const oldest = now - windowMs;
+    for (const name of names) {
+      const list = saved.series[name];
+      if (!Array.isArray(list)) continue;
+      const points = [];
+      for (const point of list) {
+        if (!Array.isArray(point) || typeof point[0] !== "number" || point[0] < oldest || point[0] > now) continue;
+        const values = point[1];
+        const rates = Array.isArray(values) ? Object.fromEntries(CHART_FIELDS.map((f, i) => [f, typeof values[i] === "number" ? values[i] : undefined])) : null;
+        points.push({ at: point[0], rates });
+      }
+      if (points.length > 0) history.points.set(name, points);
+    }
+    return history;
   }
 }

@@ -1,5 +1,6 @@
-// The traffic charts: gets and sets per second and the hit ratio over the last minutes, one
-// line per server and a heavier one for the whole fleet, from the overview's rate history.
+// The traffic charts: gets and sets per second, the hit ratio, evictions, bytes in and out
+// and open connections over the last minutes, one line per server and a heavier one for the
+// whole fleet, from the overview's rate history.
 
 import { drawLineChart } from "./line-chart.js";
 import * as format from "./format.js";
@@ -20,15 +21,27 @@ export function serverColour(index) {
   return SERVER_COLOURS[index % SERVER_COLOURS.length];
 }
 
-/** Redraws the three charts from `history` (a RateHistory) for `servers`, ending at `now`. */
-export function drawTrafficCharts({ gets, sets, hits }, history, servers, now) {
+/** Each chart: its element's name in `charts`, title, history field and number format. */
+const CHARTS = [
+  { chart: "gets", title: "Gets per second", field: "getsPerSec", format: format.rate },
+  { chart: "sets", title: "Sets per second", field: "setsPerSec", format: format.rate },
+  { chart: "hits", title: "Hit ratio", field: "hitRatio", yMax: 1, format: format.percent },
+  { chart: "evictions", title: "Evictions per second", field: "evictionsPerSec", format: format.rate },
+  { chart: "bytesIn", title: "Bytes in per second", field: "bytesInPerSec", format: format.byteRate },
+  { chart: "bytesOut", title: "Bytes out per second", field: "bytesOutPerSec", format: format.byteRate },
+  { chart: "connections", title: "Open connections", field: "connections", format: format.count },
+];
+
+/** Redraws the charts present in `charts` from `history` (a RateHistory) for `servers`, ending at `now`. */
+export function drawTrafficCharts(charts, history, servers, now) {
   const seriesOf = (field) => [
     { name: FLEET, color: FLEET_COLOUR, emphasis: true, points: history.series(FLEET, field) },
     ...servers.map((address, i) => ({ name: address, color: serverColour(i), points: history.series(address, field) })),
   ];
   const kept = now - (history.oldest() ?? now);
   const common = { now, windowMs: Math.min(history.windowMs, Math.max(MIN_WINDOW_MS, kept)) };
-  drawLineChart(gets, { ...common, title: "Gets per second", series: seriesOf("getsPerSec"), format: format.rate });
-  drawLineChart(sets, { ...common, title: "Sets per second", series: seriesOf("setsPerSec"), format: format.rate });
-  drawLineChart(hits, { ...common, title: "Hit ratio", series: seriesOf("hitRatio"), yMax: 1, format: format.percent });
+  for (const { chart, title, field, yMax, format: formatValue } of CHARTS) {
+    if (!charts[chart]) continue;
+    drawLineChart(charts[chart], { ...common, title, series: seriesOf(field), yMax, format: formatValue });
+  }
 }

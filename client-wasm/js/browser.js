@@ -1,20 +1,21 @@
-// The browser entry point: fetches and compiles the wasm engine next to this file (or from
-// the URL given to `init`), and talks to memcached through a memcache-bridge WebSocket.
-// No Node imports here, so a plain <script type="module"> and bundlers can load it.
-import initWasm, { Engine } from "../pkg/memcache_wasm.js";
-import { setPlatform } from "./client.js";
+// The browser entry point: talks to memcached through a memcache-bridge WebSocket. No Node
+// imports and no top-level await, so a plain <script type="module">, an import map and every
+// bundler load it as it is; the wasm engine loads on the first call (or init()), from the
+// bytes embedded in the package unless init({ wasm }) names a URL, bytes, a Response or a Module.
+import { setHost } from "./engine.js";
 import { WebSocketTransport } from "./websocket-transport.js";
 
-const wasm = await initWasm({ module_or_path: new URL("../pkg/memcache_wasm_bg.wasm", import.meta.url) });
-
-setPlatform({
-  Engine,
-  memory: wasm.memory,
+setHost({
   tcp: false,
   openTransport(address, sink, { bridge, token }) {
     return new WebSocketTransport(address, sink, { bridge, token, WebSocket: globalThis.WebSocket, isNodeWs: false });
   },
 });
 
-export { Client } from "./client.js";
-export * from "./errors.js";
+export { Client } from "./lazy-client.js";
+export { init } from "./engine.js";
+export {
+  MemcacheError, BadKeyError, ValueTooLargeError, NotSerializableError, DecodeError, ProtocolError,
+  UnknownCommandError, ClientError, ServerError, NoServerError, BadArgumentError, MetadumpRefusedError,
+  ConnectionError, TimeoutError, NotStoredError, BridgeRefusedError, ClosedError, EngineLoadError, EngineNotReadyError,
+} from "./errors.js";

@@ -56,6 +56,12 @@ function captureSettlers(resolve, reject) {
   settlers.reject = reject;
 }
 
+/** Refuses an event name or listener `on` cannot take (BAD_ARGUMENT). */
+export function checkListener(event, listener) {
+  if (!EVENTS.has(event)) throw new BadArgumentError(`unknown event ${JSON.stringify(event)}: "serverDown" or "serverUp"`);
+  if (typeof listener !== "function") throw new BadArgumentError("a listener must be a function");
+}
+
 function closedPromise() { return Promise.reject(new ClosedError("the client is closed")); }
 
 function withErrorsOption(options) {
@@ -124,8 +130,7 @@ export class Client {
 
   /** Listens to "serverDown" ({ server, error }) or "serverUp" ({ server }). */
   on(event, listener) {
-    if (!EVENTS.has(event)) throw new BadArgumentError(`unknown event ${JSON.stringify(event)}: "serverDown" or "serverUp"`);
-    if (typeof listener !== "function") throw new BadArgumentError("a listener must be a function");
+    checkListener(event, listener);
     this._listeners[event].push(listener);
     return this;
   }

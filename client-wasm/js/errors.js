@@ -77,3 +77,15 @@ export class BridgeRefusedError extends MemcacheError {
 export class ClosedError extends MemcacheError {
   constructor(message, details) { super("CLOSED", message, details); this.name = "ClosedError"; }
 }
+/** The wasm engine could not be loaded (a bad `init({ wasm })` source, a failed fetch, a
+ * module that does not compile, a CSP without 'wasm-unsafe-eval'); `cause` holds the reason.
+ * Calls made meanwhile reject with it; the next call (or init()) tries again. */
+export class EngineLoadError extends MemcacheError {
+  constructor(message, details) { super("ENGINE_LOAD_FAILED", message, details); this.name = "EngineLoadError"; }
+}
+/** A synchronous method that needs the engine (serverForKey) was called in a browser before
+ * it loaded (or in Node while an asynchronous load was under way): `await init()` first. */
+export class EngineNotReadyError extends MemcacheError {
+  constructor(message, details) { super("ENGINE_NOT_READY", message, details); this.name = "EngineNotReadyError"; }
+}
+

@@ -1,5 +1,8 @@
 // Types of memcache-wasm: the Client (python-memcached's API as Promises) and its errors.
 
+/** A key: a string, or a number or BigInt (stored as its decimal string, as python's str()). */
+export type Key = string | number | bigint;
+
 /** A server: "host:port", or with a weight (a server of weight w gets w buckets). */
 export type ServerSpec = string | { address: string; weight?: number } | [address: string, weight: number];
 
@@ -124,10 +127,23 @@ export interface MetadumpOptions {
   scope?: "all" | "hash" | number;
 }
 
+/** Where init() loads the engine from. */
+export interface InitOptions {
+  /** A URL (in Node also a file path), the .wasm bytes, a Response (or a Promise of one) or
+   * a compiled WebAssembly.Module. Without it: the bytes embedded in the package. */
+  wasm?: string | URL | ArrayBuffer | ArrayBufferView | Response | PromiseLike<Response> | WebAssembly.Module;
+}
+
+/** Loads the wasm engine now instead of on the first call. Rejects with ENGINE_LOAD_FAILED
+ * (EngineLoadError) when it cannot; calls made meanwhile reject the same way. */
+export function init(options?: InitOptions): Promise<void>;
+
 /** Per server address ("host:port"). */
 export type PerServer<T> = Record<string, T>;
 
 export class Client {
+  /** Works before the engine has loaded: bad plain options throw BAD_ARGUMENT here, and calls
+   * wait for the load (ENGINE_LOAD_FAILED if it fails, TIMEOUT past `timeout`). */
   constructor(servers: ServerSpec | ServerSpec[], options?: ClientOptions);
 
   /** The servers as configured: whether routing sends keys to each now (`up`; `dead` is its
@@ -141,35 +157,35 @@ export class Client {
   off(event: "serverDown" | "serverUp", listener: (...args: any[]) => void): this;
 
   /** The value, or undefined on a miss. */
-  get<T = unknown>(key: string): Promise<T | undefined>;
-  gets<T = unknown>(key: string): Promise<CasResult<T> | undefined>;
+  get<T = unknown>(key: Key): Promise<T | undefined>;
+  gets<T = unknown>(key: Key): Promise<CasResult<T> | undefined>;
   /** The values found, keyed as given (without the prefix), in a null-prototype object. One
    * request per server; the keys of a server that fails are left out (or named, withErrors). */
-  getMulti<T = unknown>(keys: string[], options: PrefixOptions & { withErrors: true }): Promise<GetMultiResult<T>>;
-  getMulti<T = unknown>(keys: string[], options?: PrefixOptions & { withErrors?: false }): Promise<Record<string, T>>;
+  getMulti<T = unknown>(keys: Key[], options: PrefixOptions & { withErrors: true }): Promise<GetMultiResult<T>>;
+  getMulti<T = unknown>(keys: Key[], options?: PrefixOptions & { withErrors?: false }): Promise<Record<string, T>>;
 
   /** true when stored. `expiry` in seconds (or a unix time), 0 for none. */
-  set(key: string, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
-  add(key: string, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
-  replace(key: string, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
-  append(key: string, value: Value, expiry?: number): Promise<boolean>;
-  prepend(key: string, value: Value, expiry?: number): Promise<boolean>;
+  set(key: Key, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
+  add(key: Key, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
+  replace(key: Key, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
+  append(key: Key, value: Value, expiry?: number): Promise<boolean>;
+  prepend(key: Key, value: Value, expiry?: number): Promise<boolean>;
   /** Stores only if unchanged since gets() returned `cas`: true when stored. */
-  cas(key: string, value: Value, cas: bigint | number | string, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
+  cas(key: Key, value: Value, cas: bigint | number | string, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
   /** The keys not stored (too large, refused, or their server failed); the others are stored. */
-  setMulti(mapping: Record<string, Value> | Map<string, Value>, options: SetMultiOptions & { withErrors: true }): Promise<SetMultiResult>;
-  setMulti(mapping: Record<string, Value> | Map<string, Value>, options?: (SetMultiOptions & { withErrors?: false }) | number): Promise<string[]>;
+  setMulti(mapping: Record<string, Value> | Map<Key, Value>, options: SetMultiOptions & { withErrors: true }): Promise<SetMultiResult>;
+  setMulti(mapping: Record<string, Value> | Map<Key, Value>, options?: (SetMultiOptions & { withErrors?: false }) | number): Promise<string[]>;
 
   /** true when deleted, false when it was not there. */
-  delete(key: string): Promise<boolean>;
+  delete(key: Key): Promise<boolean>;
   /** true when every server answered (a missing key is no failure). */
-  deleteMulti(keys: string[], options?: PrefixOptions): Promise<boolean>;
+  deleteMulti(keys: Key[], options?: PrefixOptions): Promise<boolean>;
 
   /** The new value (a BigInt above 2^53-1), or undefined when the key is missing. */
-  incr(key: string, delta?: number | bigint): Promise<number | bigint | undefined>;
-  decr(key: string, delta?: number | bigint): Promise<number | bigint | undefined>;
+  incr(key: Key, delta?: number | bigint): Promise<number | bigint | undefined>;
+  decr(key: Key, delta?: number | bigint): Promise<number | bigint | undefined>;
   /** true when the key exists. */
-  touch(key: string, expiry: number): Promise<boolean>;
+  touch(key: Key, expiry: number): Promise<boolean>;
 
   /** Invalidates every item on every live server (after `delay` seconds). */
   flushAll(delay?: number): Promise<boolean>;
@@ -178,10 +194,11 @@ export class Client {
   version(): Promise<PerServer<string>>;
 
   /** The address of the server `key` goes to now (routing as a request would). Throws
-   * BAD_KEY for a bad key, NO_SERVER when no live server is left for it. */
-  serverForKey(key: string): string;
+   * BAD_KEY for a bad key, NO_SERVER when no live server is left for it, and in a browser
+   * ENGINE_NOT_READY before the engine has loaded (await init() first; Node loads it here). */
+  serverForKey(key: Key): string;
   /** Like get(), with the flags, stored size, server and cas beside the value; undefined on a miss. */
-  inspect<T = unknown>(key: string): Promise<InspectResult<T> | undefined>;
+  inspect<T = unknown>(key: Key): Promise<InspectResult<T> | undefined>;
   /** The item lines of `lru_crawler metadump` on one server, as memcached sends them
    * (`key=<url-encoded> exp=... la=... cas=... fetch=... cls=... size=...`). A refusal
    * (BUSY, BADCLASS, NOTSTARTED, ERROR ...) rejects with METADUMP_REFUSED. */
@@ -201,9 +218,11 @@ export class Client {
 export type ErrorCode =
   | "BAD_KEY" | "VALUE_TOO_LARGE" | "NOT_SERIALIZABLE" | "DECODE_ERROR" | "PROTOCOL_ERROR"
   | "UNKNOWN_COMMAND" | "CLIENT_ERROR" | "SERVER_ERROR" | "NO_SERVER" | "BAD_ARGUMENT"
-  | "METADUMP_REFUSED" | "CONNECTION_ERROR" | "TIMEOUT" | "NOT_STORED" | "BRIDGE_REFUSED" | "CLOSED";
+  | "METADUMP_REFUSED" | "CONNECTION_ERROR" | "TIMEOUT" | "NOT_STORED" | "BRIDGE_REFUSED" | "CLOSED"
+  | "ENGINE_LOAD_FAILED" | "ENGINE_NOT_READY";
 
 export class MemcacheError extends Error {
+  constructor(code: ErrorCode, message: string, details?: object);
   readonly code: ErrorCode;
   /** The server concerned, for errors that come from one. */
   readonly server?: string;
@@ -215,19 +234,75 @@ export class MemcacheError extends Error {
   /** HTTP status of a refused bridge handshake. */
   readonly status?: number;
 }
-export class BadKeyError extends MemcacheError {}
-export class ValueTooLargeError extends MemcacheError {}
-export class NotSerializableError extends MemcacheError {}
-export class DecodeError extends MemcacheError {}
-export class ProtocolError extends MemcacheError {}
-export class UnknownCommandError extends MemcacheError {}
-export class ClientError extends MemcacheError {}
-export class ServerError extends MemcacheError {}
-export class NoServerError extends MemcacheError {}
-export class BadArgumentError extends MemcacheError {}
-export class MetadumpRefusedError extends MemcacheError {}
-export class ConnectionError extends MemcacheError {}
-export class TimeoutError extends MemcacheError {}
-export class NotStoredError extends MemcacheError {}
-export class BridgeRefusedError extends MemcacheError {}
-export class ClosedError extends MemcacheError {}
+export class BadKeyError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "BAD_KEY";
+}
+export class ValueTooLargeError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "VALUE_TOO_LARGE";
+}
+export class NotSerializableError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "NOT_SERIALIZABLE";
+}
+export class DecodeError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "DECODE_ERROR";
+}
+export class ProtocolError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "PROTOCOL_ERROR";
+}
+export class UnknownCommandError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "UNKNOWN_COMMAND";
+}
+export class ClientError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "CLIENT_ERROR";
+}
+export class ServerError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "SERVER_ERROR";
+}
+export class NoServerError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "NO_SERVER";
+}
+export class BadArgumentError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "BAD_ARGUMENT";
+}
+export class MetadumpRefusedError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "METADUMP_REFUSED";
+}
+export class ConnectionError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "CONNECTION_ERROR";
+}
+export class TimeoutError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "TIMEOUT";
+}
+export class NotStoredError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "NOT_STORED";
+}
+export class BridgeRefusedError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "BRIDGE_REFUSED";
+}
+export class ClosedError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "CLOSED";
+}
+export class EngineLoadError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "ENGINE_LOAD_FAILED";
+}
+export class EngineNotReadyError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "ENGINE_NOT_READY";
+}

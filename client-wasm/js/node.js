@@ -1,15 +1,13 @@
-// The Node entry point: loads the wasm engine synchronously from the package files, and
-// opens TCP sockets (or WebSockets through a bridge, with the global WebSocket when Node
-// has one and the `ws` package otherwise).
-import { readFileSync } from "node:fs";
+// The Node entry point: TCP sockets to memcached (or WebSockets through a bridge, with the
+// `ws` package, or the global WebSocket when Node has one). The wasm engine loads on the
+// first call (or init()), from the bytes embedded in the package, so a script bundled by
+// esbuild or another bundler (ESM or CJS) needs no .wasm file beside it.
+import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { Engine, initSync } from "../pkg/memcache_wasm.js";
-import { setPlatform } from "./client.js";
+import { setHost } from "./engine.js";
 import { TcpTransport } from "./tcp-transport.js";
 import { WebSocketTransport } from "./websocket-transport.js";
 import { BadArgumentError } from "./errors.js";
-
-const wasm = initSync({ module: readFileSync(new URL("../pkg/memcache_wasm_bg.wasm", import.meta.url)) });
 
 let webSocketClass = null;
 let isNodeWs = false;
@@ -29,16 +27,22 @@ function nodeWebSocket() {
   return webSocketClass;
 }
 
-setPlatform({
-  Engine,
-  memory: wasm.memory,
+setHost({
   tcp: true,
   openTransport(address, sink, { bridge, token }) {
     if (bridge === undefined) return new TcpTransport(address, sink);
     const WebSocket = nodeWebSocket();
     return new WebSocketTransport(address, sink, { bridge, token, WebSocket, isNodeWs });
   },
+  readFile: (url) => readFile(url),
+  // serverForKey() before any call: Node compiles the embedded engine synchronously.
+  syncCompile: true,
 });
 
-export { Client } from "./client.js";
-export * from "./errors.js";
+export { Client } from "./lazy-client.js";
+export { init } from "./engine.js";
+export {
+  MemcacheError, BadKeyError, ValueTooLargeError, NotSerializableError, DecodeError, ProtocolError,
+  UnknownCommandError, ClientError, ServerError, NoServerError, BadArgumentError, MetadumpRefusedError,
+  ConnectionError, TimeoutError, NotStoredError, BridgeRefusedError, ClosedError, EngineLoadError, EngineNotReadyError,
+} from "./errors.js";

@@ -15,8 +15,9 @@ import path from "node:path";
 import { chromium } from "playwright-core";
 
 import {
-  ROOT, startMemcached, startBridge, seedWithPython, pythonGet, rawGet, generateTraffic, stop, stopAll,
+  ROOT, startMemcached, startBridge, seedWithPython, pythonGet, rawGet, generateTraffic, stop, stopAll, memcachedExchange,
 } from "./fleet.mjs";
+import * as format from "../../www/format.js";
 
 /** How long the page may take to show a change: a few of its 2 s refreshes, plus the
  *  client's 3 s request timeout for a server that stopped answering. */
@@ -104,7 +105,7 @@ test("the overview shows both servers' stats, rates and charts", async () => {
     assert.match(await card(page, server.address).locator('[data-stat="sets"]').textContent(), /^[1-9][\d.]*k?\/s$/);
   }
   assert.match(await page.locator('[data-figure="gets"] .figure-value').textContent(), /^[1-9][\d.]*k?\/s$/);
-  for (const chart of ["#chart-gets", "#chart-sets", "#chart-hits"]) {
+  for (const chart of ["#chart-gets", "#chart-sets", "#chart-hits", "#chart-evictions", "#chart-bytes-in", "#chart-bytes-out", "#chart-connections"]) {
     assert.ok(await page.locator(`${chart} path[data-series="fleet"]`).count(), `${chart} draws the fleet's line`);
     for (const server of servers) {
       assert.ok(await page.locator(`${chart} path[data-series="${server.address}"]`).count(), `${chart} draws ${server.address}`);
@@ -129,6 +130,39 @@ test("the overview shows both servers' stats, rates and charts", async () => {
   await phone.screenshot({ path: path.join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });
   await phone.close();
   await traffic;
+});
+
+test("the charts' history survives a reload of the page", async () => {
+  const from = await page.evaluate(() => document.body.dataset.historyFrom);
+  assert.match(from, /^\d+$/, "the page has history to keep");
+  await page.reload();
+  // The first refresh after the reload draws from the same oldest point as before it.
+  await page.waitForFunction(() => Number(document.body.dataset.refreshes) >= 1, null, { timeout: UI_TIMEOUT_MS });
+  assert.equal(await page.evaluate(() => document.body.dataset.historyFrom), from);
+  const oldest = await page.locator("#chart-gets path[data-series=\"fleet\"]").count();
+  assert.ok(oldest > 0, "the gets chart draws the fleet's line from the kept history");
+});
+
+test("the memory view shows the slab classes memcached reports for the chosen server", async () => {
+  const server = servers[0];
+  await page.selectOption("#slab-server", server.address);
+  const stats = async (args) => Object.fromEntries(
+    (await memcachedExchange(server.port, `stats ${args}\r\n`)).toString("latin1").split("\r\n")
+      .map((line) => /^STAT (\S+) (.*)$/.exec(line)).filter(Boolean).map((m) => [m[1], m[2]]),
+  );
+  const slabs = await stats("slabs");
+  const items = await stats("items");
+  const classes = Object.keys(slabs).map((k) => /^(\d+):chunk_size$/.exec(k)).filter(Boolean).map((m) => Number(m[1]));
+  assert.ok(classes.length > 0, "python-memcached's keys are in some slab class");
+  for (const cls of classes) {
+    const row = page.locator(`#slab-table tr[data-class="${cls}"]`);
+    await row.waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await row.locator('[data-slab="chunk-size"]').textContent(), format.bytes(Number(slabs[`${cls}:chunk_size`])));
+    const count = format.count(Number(items[`items:${cls}:number`] ?? 0));
+    await row.locator('[data-slab="items"]', { hasText: count }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await row.locator('[data-slab="evictions"]').textContent(), format.count(Number(items[`items:${cls}:evicted`] ?? 0)));
+  }
+  assert.equal(await page.locator("#slab-table tbody tr").count(), classes.length);
 });
 
 test("a key set in the page reads back, in the page and in python-memcached", async () => {
@@ -176,6 +210,39 @@ function pythonServerFor(key) {
   return execFileSync(python, ["-c", script, key, ...servers.map((s) => s.address)]).toString().trim();
 }
 
+test("a looked-up value is edited in place: JSON stays JSON, a counter stays an integer, bad input is explained", async () => {
+  await lookUp(page, "dashboard:settings");
+  await page.locator('[data-item="value"]', { hasText: '"theme"' }).waitFor({ timeout: UI_TIMEOUT_MS });
+  await page.click("#edit-button");
+  // The editor takes the value's place, holding what is stored.
+  assert.equal(await page.locator('#key-result [data-item="value"]').count(), 0);
+  assert.match(await page.inputValue("#value-editor"), /"theme": "dark"/);
+  await page.fill("#value-editor", "{ not json");
+  await page.click("#edit-save");
+  await page.locator('#key-status [data-outcome="error"]', { hasText: "not valid JSON" }).waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.equal(await page.inputValue("#value-editor"), "{ not json", "the edit is kept to fix");
+  await page.fill("#value-editor", '{"theme": "light", "limits": [3]}');
+  await page.click("#edit-save");
+  await page.locator('#key-status [data-outcome="ok"]', { hasText: 'Saved "dashboard:settings"' }).waitFor({ timeout: UI_TIMEOUT_MS });
+  await page.locator('[data-item="value"]', { hasText: '"light"' }).waitFor({ timeout: UI_TIMEOUT_MS });
+  const stored = (await Promise.all(servers.map((s) => rawGet(s.port, "dashboard:settings")))).find(Boolean);
+  assert.equal(stored.flags, 1);
+  assert.deepEqual(JSON.parse(stored.value.toString()), { theme: "light", limits: [3] });
+
+  await lookUp(page, "counter:visits");
+  await page.locator('[data-item="flags"]', { hasText: /^2 / }).waitFor({ timeout: UI_TIMEOUT_MS });
+  await page.click("#edit-button");
+  await page.fill("#value-editor", "100");
+  await page.click("#edit-save");
+  await page.locator('[data-item="value"]', { hasText: "100" }).waitFor({ timeout: UI_TIMEOUT_MS });
+  const counter = (await Promise.all(servers.map((s) => rawGet(s.port, "counter:visits")))).find(Boolean);
+  assert.deepEqual([counter.flags, counter.value.toString()], [2, "100"]);
+  // incr works on what was saved: it is still memcached's integer.
+  const delta = Number(await page.inputValue("#delta-input"));
+  await page.click("#incr-button");
+  await page.locator('#key-status [data-outcome="ok"]', { hasText: `is now ${100 + delta}` }).waitFor({ timeout: UI_TIMEOUT_MS });
+});
+
 test("top5films, pickled by python-memcached, is shown decoded", async () => {
   await lookUp(page, "top5films");
   const value = page.locator('[data-item="value"]', { hasText: "The Godfather" });
@@ -201,11 +268,17 @@ test("delete removes the key from memcached", async () => {
   await page.locator('#key-status [data-outcome="ok"]', { hasText: "no item" }).waitFor({ timeout: UI_TIMEOUT_MS });
 });
 
-test("a bad key is explained in the page", async () => {
+test("a bad key is explained in the page, and the previous key's item leaves the screen", async () => {
+  // First a key that is there, so value, server and flags are on screen ...
+  await lookUp(page, "dashboard:settings");
+  await page.locator('[data-item="value"]', { hasText: '"theme": ' }).waitFor({ timeout: UI_TIMEOUT_MS });
+  // ... then a bad key: its error, and nothing of the previous item under the new name.
   await lookUp(page, "two words");
   const problem = page.locator('#key-status [data-outcome="error"]');
   await problem.waitFor({ timeout: UI_TIMEOUT_MS });
   assert.match(await problem.textContent(), /cannot be used.*no spaces or control characters/s);
+  assert.equal(await page.locator("#key-result [data-item]").count(), 0, "no value, server, flags or size is left from dashboard:settings");
+  assert.equal(await page.locator("#key-result").textContent(), "");
 });
 
 test("the key browser lists keys by prefix, a page at a time, and opens one", async () => {
@@ -219,6 +292,81 @@ test("the key browser lists keys by prefix, a page at a time, and opens one", as
   assert.deepEqual(listed, userKeysThere.slice(0, 25));
   await page.locator("#browser-table tbody button", { hasText: "user:001" }).click();
   await page.locator('[data-item="value"]', { hasText: '"name": "user 1"' }).waitFor({ timeout: UI_TIMEOUT_MS });
+});
+
+test("the key browser searches every server by substring, sorts by a column and shows the time left", async () => {
+  // An item with a TTL, so the Expires column has a remaining time to show.
+  await memcachedExchange(servers[0].port, "set ttl:probe 0 600 2\r\nhi\r\n", "STORED\r\n");
+  await page.selectOption("#browser-server", "*");
+  await page.fill("#browser-prefix", "user:01");
+  await page.click("#browser-load");
+  const expected = Object.keys(seeded).filter((k) => k.includes("user:01")).sort();
+  await page.locator("#browser-status", { hasText: `${expected.length} of` }).waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.match(await page.locator("#browser-status").textContent(), /on all 2 servers/);
+  const rows = async () => page.$$eval("#browser-table tbody tr", (trs) => trs.map((tr) => ({
+    key: tr.querySelector("td.key").textContent, server: tr.querySelector("td.server").textContent, size: Number(tr.dataset.size),
+  })));
+  const listed = await rows();
+  assert.deepEqual(listed.map((r) => r.key), expected);
+  // Both servers' keys, each named with the server python-memcached put it on.
+  assert.deepEqual(listed.map((r) => r.server), expected.map((k) => seeded[k]));
+  assert.equal(new Set(listed.map((r) => r.server)).size, 2);
+
+  await page.click('#browser-table th button[data-sort="size"]');
+  await page.click('#browser-table th button[data-sort="size"]');
+  assert.equal(await page.locator('#browser-table th:has(button[data-sort="size"])').getAttribute("aria-sort"), "descending");
+  const sizes = (await rows()).map((r) => r.size);
+  assert.deepEqual(sizes, [...sizes].sort((a, b) => b - a));
+
+  await page.fill("#browser-prefix", "ttl:probe");
+  assert.match(await page.locator("#browser-table tbody td.ttl").textContent(), /^in (9m \d+s|10m 0s)$/);
+  assert.equal(await page.locator("#browser-table tbody td.server").textContent(), servers[0].address);
+});
+
+test("the key browser deletes by prefix after a confirmation, leaving keys that only contain it; a read-only bridge refuses, and says why", async () => {
+  const purge = ["purge:a", "purge:b", "purge:c", "purge:d"];
+  // Holds "purge:" but does not start with it: a delete by prefix leaves it.
+  const decoy = "keep:purge:e";
+  const setAll = () => Promise.all([...purge, decoy].map((key, i) =>
+    memcachedExchange(servers[i % 2].port, `set ${key} 0 0 1\r\nx\r\n`, "STORED\r\n")));
+  const present = async () => (await Promise.all(purge.map((key, i) => rawGet(servers[i % 2].port, key)))).filter(Boolean).length;
+
+  const listAndConfirm = async (p) => {
+    await p.selectOption("#browser-server", "*");
+    await p.fill("#browser-prefix", "purge:");
+    await p.click("#browser-load");
+    await p.locator("#browser-status", { hasText: '5 of' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    await p.selectOption("#browser-match", "prefix");
+    await p.locator("#browser-status", { hasText: '4 of' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.match(await p.locator("#browser-delete").textContent(), /Delete the 4 keys that start with "purge:"/);
+    await p.click("#browser-delete");
+    // Nothing is deleted before the confirmation, which says what will go.
+    assert.match(await p.locator("#browser-confirm").textContent(), /Delete 4 keys that start with "purge:" from 2 servers\? memcached cannot undo this/);
+    assert.equal(await present(), 4);
+    await p.click("#browser-delete-confirm");
+  };
+
+  await setAll();
+  await listAndConfirm(page);
+  await page.locator('#browser-confirm [data-outcome="ok"]', { hasText: "Deleted 4 keys." }).waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.equal(await present(), 0);
+  assert.ok(await rawGet(servers[0].port, decoy), "the key that only contains the prefix is still there");
+  assert.equal(await page.locator("#browser-table tbody tr").count(), 0, "the deleted keys leave the list");
+  await page.selectOption("#browser-match", "contains");
+
+  // Through the read-only bridge the same steps are refused by the bridge, with its reason.
+  await setAll();
+  const ro = await browser.newPage();
+  try {
+    await ro.goto(readOnlyBridge.url);
+    await listAndConfirm(ro);
+    const refused = ro.locator('#browser-confirm [data-outcome="error"]');
+    await refused.waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.match(await refused.textContent(), /Deleted 0 keys\. 4 could not be deleted: The bridge is read-only and refused the write: .*delete.*without --read-only/s);
+    assert.equal(await present(), 4, "memcached still holds every key");
+  } finally {
+    await ro.close();
+  }
 });
 
 test("the key browser says why a server cannot list its keys", async () => {
@@ -248,9 +396,10 @@ test("a read-only bridge hides the writes and says why", async () => {
     assert.equal(await ro.locator("#set-button").isVisible(), false);
     assert.equal(await ro.locator("#delete-button").isVisible(), false);
     assert.match(await ro.locator("#read-only-note").textContent(), /without --read-only/);
-    // Reads still work through it.
+    // Reads still work through it, with no way to edit what they show.
     await lookUp(ro, "top5films");
     await ro.locator('[data-item="value"]', { hasText: "The Godfather" }).waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await ro.locator("#edit-button").count(), 0);
   } finally {
     await ro.close();
   }
@@ -305,7 +454,8 @@ test("the page loads everything from the bridge itself (no CDN, works offline on
     return u.host === origin.host && ["http:", "ws:"].includes(u.protocol);
   });
   assert.deepEqual(requested.filter((url) => !mine.includes(url)), []);
-  assert.ok(requested.some((url) => url.endsWith("/vendor/memcache-wasm/pkg/memcache_wasm_bg.wasm")), "the wasm came from www/vendor");
+  assert.ok(requested.some((url) => url.endsWith("/vendor/memcache-wasm/pkg/memcache_wasm_bytes.js")), "the engine came from www/vendor");
+  assert.ok(!requested.some((url) => url.endsWith(".wasm")), "one copy of the engine is downloaded, not two");
   assert.ok(requested.some((url) => new URL(url).pathname.startsWith("/memcached/")), "WebSockets went to the bridge's relay");
 });
 

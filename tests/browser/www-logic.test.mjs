@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 
 import { summarize, ratesBetween, fleetRates, RateHistory } from "../../www/stats-delta.js";
 import { niceCeiling } from "../../www/line-chart.js";
-import { parseMetadumpLine, filterByPrefix, page } from "../../www/metadump.js";
+import { parseMetadumpLine, filterByPrefix, page, search, sortEntries } from "../../www/metadump.js";
+import { slabClasses } from "../../www/slabs.js";
 import { describeFlags, hexDump, presentValue, prettyJson } from "../../www/value-view.js";
 import * as format from "../../www/format.js";
 import { explain } from "../../www/error-advice.js";
@@ -170,4 +171,89 @@ test("the history knows its oldest point", () => {
   h.record("a", 5_000, null);
   h.record("b", 3_000, null);
   assert.equal(h.oldest(), 3_000);
+});
+
+test("rates include bytes in and out per second and the open connections", () => {
+  const a = sample(0, { cmd_get: "0", bytes_read: "1000", bytes_written: "5000", curr_connections: "3" });
+  const b = sample(2000, { uptime: "102", cmd_get: "10", bytes_read: "3000", bytes_written: "9000", curr_connections: "7" });
+  const r = ratesBetween(a, b);
+  assert.equal(r.bytesInPerSec, 1000);
+  assert.equal(r.bytesOutPerSec, 2000);
+  assert.equal(r.connections, 7);
+  const f = fleetRates({ a: r, b: { ...r, connections: 2 } });
+  assert.equal(f.bytesInPerSec, 2000);
+  assert.equal(f.connections, 9);
+  assert.equal(format.byteRate(1536), "1.5 KiB/s");
+});
+
+test("a saved history comes back within its window, for the servers listed now, and bad data gives an empty one", () => {
+  const h = new RateHistory(60_000);
+  h.record("a", 10_000, { getsPerSec: 5, connections: 2, deltas: { cmd_get: 10 } });
+  h.record("a", 12_000, null);
+  h.record("gone", 12_000, { getsPerSec: 1 });
+  h.record("a", 70_000, { getsPerSec: 7 });
+  const saved = JSON.parse(JSON.stringify(h));
+  const back = RateHistory.restore(saved, 60_000, ["a", "b"], 71_000);
+  assert.deepEqual(back.names(), ["a"]);
+  assert.deepEqual(back.series("a", "getsPerSec"), [[12_000, null], [70_000, 7]]);
+  // Only what the charts draw is kept.
+  assert.equal(JSON.stringify(saved).includes("deltas"), false);
+  for (const bad of [null, "x", { version: 2, series: {} }, { version: 1, series: { a: "no" } }, { version: 1, series: { a: [[1], ["x", [1]]] } }]) {
+    assert.deepEqual(RateHistory.restore(bad, 60_000, ["a"], 71_000).names(), [], JSON.stringify(bad));
+  }
+});
+
+test("slab classes join stats slabs and stats items per class, sorted, with memory from the chunks", () => {
+  const slabs = {
+    "1:chunk_size": "96", "1:total_pages": "1", "1:total_chunks": "10922", "1:used_chunks": "1",
+    "12:chunk_size": "1184", "12:total_pages": "2", "12:total_chunks": "1770", "12:used_chunks": "900",
+    active_slabs: "2", total_malloced: "3145728",
+  };
+  const items = {
+    "items:12:number": "900", "items:12:age": "3600", "items:12:evicted": "4", "items:12:mem_requested": "900000",
+    "items:1:number": "1", "items:1:age": "0", "items:1:evicted": "0", "items:1:mem_requested": "63",
+  };
+  const rows = slabClasses(slabs, items);
+  assert.deepEqual(rows.map((r) => r.cls), [1, 12]);
+  assert.deepEqual(rows[1], {
+    cls: 12, chunkSize: 1184, pages: 2, usedChunks: 900, totalChunks: 1770, memory: 1184 * 1770,
+    requested: 900000, items: 900, evictions: 4, oldestAge: 3600,
+  });
+  assert.equal(slabClasses({}, {}).length, 0);
+  assert.equal(slabClasses({ "3:chunk_size": "152" }, {})[0].items, 0);
+});
+
+test("the key browser searches by substring and sorts by any column, never-expiring items last", () => {
+  const entries = [
+    { key: "user:2", server: "b", size: 300, expires: -1, lastAccess: 5 },
+    { key: "a:user:1", server: "a", size: 100, expires: 2000, lastAccess: 9 },
+    { key: "user:1", server: "a", size: 200, expires: 1000, lastAccess: 7 },
+    { key: "other", server: "b", size: 50, expires: 0, lastAccess: 1 },
+  ];
+  assert.deepEqual(search(entries, "user:").map((e) => e.key), ["user:2", "a:user:1", "user:1"]);
+  assert.equal(search(entries, "").length, 4);
+  assert.deepEqual(search(entries, "user:", "prefix").map((e) => e.key), ["user:2", "user:1"]);
+  const keys = (column, descending) => sortEntries(entries, column, descending).map((e) => e.key);
+  assert.deepEqual(keys("key"), ["a:user:1", "other", "user:1", "user:2"]);
+  assert.deepEqual(keys("size", true), ["user:2", "user:1", "a:user:1", "other"]);
+  assert.deepEqual(keys("expires"), ["user:1", "a:user:1", "other", "user:2"]);
+  assert.deepEqual(keys("lastAccess"), ["other", "user:2", "user:1", "a:user:1"]);
+  // Ties (same server) keep key order, so paging is stable.
+  assert.deepEqual(keys("server"), ["a:user:1", "user:1", "other", "user:2"]);
+});
+
+test("values are edited as what they are: text, integer or JSON; raw bytes are not editable", async () => {
+  const { editableForm, parseEdited } = await import("../../www/value-editor.js");
+  assert.equal(editableForm({ flags: 16, value: "hi" }).kind, "text");
+  assert.equal(editableForm({ flags: 16 | 8, value: "big text" }).kind, "text");
+  assert.deepEqual([editableForm({ flags: 2, value: 41 }).kind, editableForm({ flags: 2, value: 41 }).text], ["number", "41"]);
+  assert.equal(editableForm({ flags: 1, value: { a: [1] } }).text, '{\n  "a": [\n    1\n  ]\n}');
+  assert.equal(editableForm({ flags: 0, value: new Uint8Array([1]) }), null);
+  assert.equal(parseEdited("text", " as typed "), " as typed ");
+  assert.equal(parseEdited("number", " 42 "), 42);
+  assert.equal(parseEdited("number", "18446744073709551615"), 18446744073709551615n);
+  assert.throws(() => parseEdited("number", "-1"), /whole number/);
+  assert.throws(() => parseEdited("number", "18446744073709551616"), /64-bit/);
+  assert.deepEqual(parseEdited("json", '{"theme":"light"}'), { theme: "light" });
+  assert.throws(() => parseEdited("json", "{theme"), /not valid JSON/);
 });

@@ -1,0 +1,127 @@
+// The Client the package exports. Its options are checked at once, in plain JavaScript; the
+// engine-backed client of client.js is made once the wasm engine has loaded (engine.js).
+// Until then every call waits for the load, in order, and then runs as if made at that
+// moment (calls of one tick still leave as one batch); a failed load rejects them with
+// ENGINE_LOAD_FAILED, and waiting longer than `timeout` with TIMEOUT.
+import { Client as EngineClient, checkListener } from "./client.js";
+import { engineLoaded, hostHasTcp, loadEngine, loadEngineNow } from "./engine.js";
+import { ClosedError, EngineNotReadyError, TimeoutError } from "./errors.js";
+import { normalizeServers, readOptions } from "./options.js";
+
+/** The methods that answer at once (no Promise): before the load they cannot wait, so Node
+ *  loads the engine there and then, and a browser throws ENGINE_NOT_READY. */
+const SYNC_METHODS = new Set(["serverForKey"]);
+
+export class Client {
+  /**
+   * @param {Array<string | {address: string, weight?: number} | [string, number]>} servers
+   * @param {object} [options] see README.md (bridge, token, timeout, deadRetry, failover, ...)
+   */
+  constructor(servers, options = {}) {
+    // Throws BAD_ARGUMENT now for what plain JavaScript can check; what only the engine can
+    // check rejects the first calls instead when the engine is not loaded yet.
+    const list = normalizeServers(servers);
+    const settings = readOptions(options, { canTcp: hostHasTcp() });
+    this._client = null;
+    this._closed = false;
+    // Listeners added before the load, handed to the engine-backed client when it exists.
+    this._listeners = [];
+    if (engineLoaded()) {
+      this._attach(new EngineClient(servers, options));
+      return;
+    }
+    this._args = [servers, options];
+    this._list = list;
+    this._timeout = settings.timeoutMs;
+    this._ready = null;
+  }
+
+  /** The servers as configured: up, with no socket yet, before the load. */
+  get servers() {
+    if (this._client !== null) return this._client.servers;
+    return this._list.map((s) => ({ address: s.address, weight: s.weight, up: true, dead: false, status: "closed" }));
+  }
+
+  /** Listens to "serverDown" or "serverUp" (see client.js); works before the load too. */
+  on(event, listener) {
+    checkListener(event, listener);
+    if (this._client !== null) this._client.on(event, listener);
+    else this._listeners.push([event, listener]);
+    return this;
+  }
+
+  off(event, listener) {
+    if (this._client !== null) this._client.off(event, listener);
+    else this._listeners = this._listeners.filter(([e, l]) => e !== event || l !== listener);
+    return this;
+  }
+
+  /** The engine-backed client is there: it gets the listeners added so far. */
+  _attach(client) {
+    this._client = client;
+    this._args = null;
+    for (const [event, listener] of this._listeners) client.on(event, listener);
+    this._listeners = [];
+    return client;
+  }
+
+  /** Closes every connection; pending and later calls reject with CLOSED. */
+  close() {
+    this._closed = true;
+    return this._client !== null ? this._client.close() : Promise.resolve();
+  }
+
+  /** The engine-backed client, once the engine has loaded (one load per client waits). */
+  _whenReady() {
+    if (this._ready === null) {
+      this._ready = loadEngine().then(() => this._client ?? this._attach(new EngineClient(...this._args)));
+      // A failed load is retried by the next call (loadEngine starts again).
+      this._ready.catch(() => { this._ready = null; });
+    }
+    return this._ready;
+  }
+
+  /** One call made before the load: waits for it, bounded by the client's timeout. */
+  _waitThen(name, args) {
+    if (this._closed) return Promise.reject(new ClosedError("the client is closed"));
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(`the memcache-wasm engine did not load within ${this._timeout} ms`)), this._timeout);
+      if (typeof timer === "object" && typeof timer.unref === "function") timer.unref();
+    });
+    return Promise.race([this._whenReady(), timeout]).then(
+      (client) => {
+        clearTimeout(timer);
+        if (this._closed) {
+          client.close();
+          throw new ClosedError("the client was closed");
+        }
+        return client[name](...args);
+      },
+      (e) => { clearTimeout(timer); throw e; },
+    );
+  }
+}
+
+Client.prototype.disconnect_all = Client.prototype.close;
+
+// Every public method of the engine-backed client (python-memcached's aliases included),
+// forwarded as it is once the engine is there, so both classes keep one list of methods.
+for (const name of Object.getOwnPropertyNames(EngineClient.prototype)) {
+  if (name === "constructor" || name.startsWith("_") || Object.hasOwn(Client.prototype, name)) continue;
+  const descriptor = Object.getOwnPropertyDescriptor(EngineClient.prototype, name);
+  if (typeof descriptor.value !== "function") continue;
+  const method = SYNC_METHODS.has(name)
+    ? function (...args) {
+      if (this._client !== null) return this._client[name](...args);
+      if (this._closed) throw new ClosedError("the client is closed");
+      if (loadEngineNow()) return this._attach(new EngineClient(...this._args))[name](...args);
+      throw new EngineNotReadyError(`${name}() needs the engine: await init() first (or any call)`);
+    }
+    : function (...args) {
+      const client = this._client;
+      return client !== null ? client[name](...args) : this._waitThen(name, args);
+    };
+  Object.defineProperty(method, "name", { value: name });
+  Object.defineProperty(Client.prototype, name, { value: method, writable: true, configurable: true });
+}
