@@ -118,9 +118,11 @@ for (const name of Object.getOwnPropertyNames(EngineClient.prototype)) {
       if (loadEngineNow()) return this._attach(new EngineClient(...this._args))[name](...args);
       throw new EngineNotReadyError(`${name}() needs the engine: await init() first (or any call)`);
     }
-    : function (...args) {
+    // Five parameters cover every method (cas has the most); a rest parameter would
+    // allocate an array on each call of the hot path.
+    : function (a, b, c, d, e) {
       const client = this._client;
-      return client !== null ? client[name](...args) : this._waitThen(name, args);
+      return client !== null ? client[name](a, b, c, d, e) : this._waitThen(name, [a, b, c, d, e]);
     };
   Object.defineProperty(method, "name", { value: name });
   Object.defineProperty(Client.prototype, name, { value: method, writable: true, configurable: true });
