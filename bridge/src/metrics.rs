@@ -14,6 +14,9 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "wrong_token",
     "bad_subprotocol",
     "too_many_connections",
+    "too_many_client_connections",
+    "too_many_http_connections",
+    "upstream_busy",
     "read_only",
     "admin_command",
     "unknown_command",
@@ -34,7 +37,7 @@ pub struct Metrics {
     pub upstream_closed: AtomicU64,
     pub idle_timeouts: AtomicU64,
     pub http_requests: AtomicU64,
-    refusals: [AtomicU64; 15],
+    refusals: [AtomicU64; REFUSAL_REASONS.len()],
 }
 
 impl Metrics {
