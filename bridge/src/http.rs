@@ -55,6 +55,8 @@ pub async fn serve_connection(
         debug!(%error, "cannot set TCP_NODELAY");
     }
     let limit = shared.config.handshake_timeout;
+    let metrics = shared.metrics.clone();
+    metrics.http_connections_open.fetch_add(1, Relaxed);
     let Admitted { client, http } = admitted;
     let client = Arc::new(client);
     let for_requests = shutdown.clone();
@@ -89,6 +91,7 @@ pub async fn serve_connection(
         },
         () = shutdown.closing() => {}
     }
+    metrics.http_connections_open.fetch_sub(1, Relaxed);
     drop(http);
 }
 

@@ -79,8 +79,11 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Plain HTTP connections (health, metrics, files, handshakes in progress or waiting their
 /// client's turn) at once; beyond this a new connection gets a 503 and is closed at once, so
-/// the accept loop never stops and descriptors stay bounded.
-pub const MAX_HTTP_CONNECTIONS: usize = 4096;
+/// the accept loop never stops and descriptors stay bounded. 8,192 is 16 addresses' worth of
+/// `--max-connections-per-client` waiting at once; a waiting connection costs a parked task
+/// (well under 1 KiB), one being read at most hyper's 64 KiB buffer, and with two descriptors
+/// per relay it fits the 16,384 descriptors the systemd example allows.
+pub const MAX_HTTP_CONNECTIONS: usize = 8192;
 
 /// Biggest static file served from `--www`; the dashboard is a few hundred KiB of HTML,
 /// JavaScript and WebAssembly, and files are read whole into memory.
