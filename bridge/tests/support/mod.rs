@@ -219,7 +219,7 @@ impl Bridge {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
-    /// A GET with extra request headers: (status, response head, body bytes).
+    /// A GET with extra request headers: (status, response head in lower case, body bytes).
     pub fn request(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         stream
