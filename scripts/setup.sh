@@ -37,6 +37,16 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $WB_VERSION\$"; then
   cargo install -q wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
+# --- Rust nightly and cargo-fuzz: the fuzz stage of scripts/test.sh (scripts/fuzz.sh) -----
+if ! rustup toolchain list | grep -q '^nightly'; then
+  say "rustup toolchain install nightly --profile minimal"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  say "cargo install cargo-fuzz (a few minutes, once)"
+  cargo install -q cargo-fuzz
+fi
+
 # --- Python: the real python-memcached (and websockify for the relay benchmark) -------
 if [ ! -x .venv/bin/python ]; then
   say "python3 -m venv .venv"

@@ -58,7 +58,7 @@ test("a page imports js/browser.js and runs the API through the bridge on three 
     try { await mc.set("bad key", 1); } catch (e) { out.badKey = e.code; }
     try { new Client(addresses); } catch (e) { out.noBridge = e.code; }
     const denied = new Client(addresses, { bridge, token: "wrong" });
-    try { await denied.get("k"); } catch (e) { out.denied = e.code; }
+    try { await denied.get("k"); } catch (e) { out.denied = e.code; out.deniedMessage = e.message; out.deniedCloseCode = e.closeCode; }
     mc.close();
     return out;
   }, { addresses, bridge: bridge.url });
@@ -71,8 +71,11 @@ test("a page imports js/browser.js and runs the API through the bridge on three 
   assert.deepEqual(result.stats, [...addresses].sort());
   assert.equal(result.badKey, "BAD_KEY");
   assert.equal(result.noBridge, "BAD_ARGUMENT");
-  // Browsers hide why a handshake failed: a refused token is a connection error there.
-  assert.equal(result.denied, "CONNECTION_ERROR");
+  // Browsers hide why a handshake failed, so the bridge accepts a page's handshake and
+  // closes it at once with 4401 and a reason: the page learns that its token was refused.
+  assert.equal(result.denied, "BRIDGE_REFUSED");
+  assert.equal(result.deniedCloseCode, 4401);
+  assert.match(result.deniedMessage, /token was refused/);
   // What the page stored is what python-memcached would have stored.
   const stored = await Promise.all(addresses.map((a) => rawGet(a, "users:a")));
   assert.deepEqual(stored.filter(Boolean).map((s) => [s.flags, s.data.toString()]), [[16, "Ada"]]);
