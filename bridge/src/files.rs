@@ -114,6 +114,39 @@ impl StaticFiles {
         Ok(file)
     }
 
+    /// Reads and compresses every file under the directory (skipping dotfiles), so the first
+    /// page load does not wait for brotli. Stops at the cache's bound.
+    pub async fn warm(&self) {
+        let mut pending = vec![String::new()];
+        let mut seen = 0usize;
+        while let Some(dir) = pending.pop() {
+            let Ok(mut entries) =
+                tokio::fs::read_dir(self.root.join(dir.trim_start_matches('/'))).await
+            else {
+                continue;
+            };
+            while let Ok(Some(entry)) = entries.next_entry().await {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let path = format!("{dir}/{name}");
+                match entry.file_type().await {
+                    Ok(kind) if kind.is_dir() => pending.push(path),
+                    Ok(kind) if kind.is_file() => {
+                        let _ = self.get(&path).await;
+                        seen += 1;
+                        if seen >= 10_000 {
+                            return;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -262,6 +295,26 @@ mod tests {
         ] {
             assert_eq!(safe_relative_path(bad), None, "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn warming_caches_every_file_but_dotfiles() {
+        let root = std::env::temp_dir().join(format!("bridge-files-warm-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("vendor/pkg")).unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join("index.html"), "<p>hi</p>").unwrap();
+        std::fs::write(root.join("vendor/pkg/a.wasm"), "\0asm").unwrap();
+        std::fs::write(root.join(".git/config"), "x").unwrap();
+        let files = StaticFiles::new(root.clone());
+        files.warm().await;
+        let mut cached: Vec<String> = files
+            .lock()
+            .keys()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        cached.sort();
+        assert_eq!(cached, ["a.wasm", "index.html"]);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

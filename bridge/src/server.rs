@@ -68,6 +68,14 @@ pub async fn serve(
     relay_threads: Vec<Handle>,
 ) -> Result<(), BridgeError> {
     let shared = Arc::new(Shared::new(config, &upstream_limits));
+    if shared.files.is_some() {
+        let shared = shared.clone();
+        relay_threads[0].spawn(async move {
+            if let Some(files) = &shared.files {
+                files.warm().await;
+            }
+        });
+    }
     let controller = ShutdownController::new();
     let mut next_thread = 0;
     let shutdown = shutdown_signal();
