@@ -219,6 +219,48 @@ async fn a_thousand_unfinished_large_frames_hold_no_frame_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_that_carried_a_2_mb_message_keep_no_buffer_while_idle() {
+    const CLIENTS: usize = 100;
+    const VALUE: usize = 2_000_000;
+    let memcached = Memcached::start_with(&["-I", "4m"]);
+    let bridge = Bridge::start(&["--upstream", &memcached.addr()]);
+    let rss_before = bridge.rss_kib();
+    let addr = memcached.addr();
+    // Each relay carries one 2 MB set in one message (as a browser sends it), then idles.
+    let clients = tokio::task::spawn_blocking({
+        let bridge_addr = bridge.addr.clone();
+        move || {
+            let mut message = format!("set big 0 0 {VALUE}\r\n").into_bytes();
+            message.resize(message.len() + VALUE, b'v');
+            message.extend_from_slice(b"\r\n");
+            (0..CLIENTS)
+                .map(|_| {
+                    let mut client = RawClient::connect_to(&bridge_addr, &addr);
+                    client.send(&message);
+                    client
+                })
+                .collect::<Vec<_>>()
+        }
+    })
+    .await
+    .unwrap();
+    let forwarded = || bridge.metric("memcache_bridge_client_to_upstream_bytes_total");
+    wait_for(
+        "every message to be relayed",
+        Duration::from_secs(60),
+        || forwarded() >= (CLIENTS * VALUE) as u64,
+    )
+    .await;
+    let grown_kib = bridge.rss_kib().saturating_sub(rss_before);
+    eprintln!(
+        "{CLIENTS} idle relays after a 2 MB message each: bridge RSS grew by {grown_kib} KiB"
+    );
+    // Holding each message's buffer would take 200 MB.
+    assert!(grown_kib < 32 * 1024, "bridge RSS grew by {grown_kib} KiB");
+    drop(clients);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_to_one_memcached_stay_below_its_maxconns_with_a_clear_503() {
     // maxconns 64: the bridge reads it at start and opens at most 32 connections.
     let memcached = Memcached::start_with(&["-c", "64"]);
