@@ -7,7 +7,9 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:11280";
 
 /// Default `--max-message-size`: 2 MiB holds memcached's default 1 MiB item limit with room
-/// for a pipelined batch, and bounds what one client message can make the bridge buffer.
+/// for a pipelined batch. The bridge never holds a message whole (websocket.rs relays the
+/// payload as it arrives), so this is not a memory bound: it refuses, from the frame header
+/// alone, messages no memcached client needs, with the 1009 close clients expect.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 2 * 1024 * 1024;
 
 /// Default `--max-connections`: enough for a fleet of dashboards and scripts, while bounding
