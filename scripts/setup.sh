@@ -37,6 +37,17 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $WB_VERSION\$"; then
   cargo install -q wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
+# --- Rust nightly and cargo-fuzz: the fuzz stage of scripts/test.sh (scripts/fuzz.sh) -----
+# Not fatal: without them the fuzz stage reports itself skipped, and everything else runs.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  say "rustup toolchain install nightly --profile minimal"
+  rustup toolchain install nightly --profile minimal || say "WARNING: no nightly toolchain; the fuzz stage will be skipped"
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  say "cargo install cargo-fuzz (a few minutes, once)"
+  cargo install -q cargo-fuzz || say "WARNING: cargo-fuzz did not install; the fuzz stage will be skipped"
+fi
+
 # --- Python: the real python-memcached (and websockify for the relay benchmark) -------
 if [ ! -x .venv/bin/python ]; then
   say "python3 -m venv .venv"

@@ -78,6 +78,26 @@ pub struct Args {
     #[arg(long, env = "MEMCACHE_BRIDGE_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
+    /// Most connections (relays and handshakes) one client address may hold; an IPv6 client
+    /// counts by its /64. Raise it behind a reverse proxy, where every client has the
+    /// proxy's address [default: 512]
+    #[arg(
+        long,
+        env = "MEMCACHE_BRIDGE_MAX_CONNECTIONS_PER_CLIENT",
+        value_name = "N"
+    )]
+    pub max_connections_per_client: Option<usize>,
+
+    /// Most connections the bridge opens to each memcached; beyond it a handshake gets HTTP
+    /// 503 [default: half of the maxconns memcached reports in `stats settings` at start,
+    /// or 512 if it cannot be asked]
+    #[arg(
+        long,
+        env = "MEMCACHE_BRIDGE_MAX_UPSTREAM_CONNECTIONS",
+        value_name = "N"
+    )]
+    pub max_upstream_connections: Option<usize>,
+
     /// Close a relay after this many seconds without traffic either way [default: 300]
     #[arg(long, env = "MEMCACHE_BRIDGE_IDLE_TIMEOUT", value_name = "SECS")]
     pub idle_timeout: Option<u64>,
@@ -124,6 +144,8 @@ struct FileConfig {
     allow_admin: Vec<String>,
     max_message_size: Option<usize>,
     max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
+    max_upstream_connections: Option<usize>,
     idle_timeout: Option<u64>,
     handshake_timeout: Option<u64>,
     connect_timeout: Option<u64>,
@@ -164,6 +186,9 @@ pub struct Config {
     pub policy: Policy,
     pub max_message_size: usize,
     pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    /// None: half of each memcached's `maxconns`, read at start.
+    pub max_upstream_connections: Option<usize>,
     pub idle_timeout: Duration,
     pub handshake_timeout: Duration,
     pub connect_timeout: Duration,
@@ -256,6 +281,19 @@ impl Config {
                     .or(file.max_connections)
                     .unwrap_or(limits::DEFAULT_MAX_CONNECTIONS) as u64,
             )? as usize,
+            max_connections_per_client: positive(
+                "--max-connections-per-client",
+                args.max_connections_per_client
+                    .or(file.max_connections_per_client)
+                    .unwrap_or(limits::DEFAULT_MAX_CONNECTIONS_PER_CLIENT) as u64,
+            )? as usize,
+            max_upstream_connections: match args
+                .max_upstream_connections
+                .or(file.max_upstream_connections)
+            {
+                Some(n) => Some(positive("--max-upstream-connections", n as u64)? as usize),
+                None => None,
+            },
             idle_timeout: seconds(
                 "--idle-timeout",
                 args.idle_timeout,

@@ -68,6 +68,31 @@ impl HandshakeRefusal {
         }
     }
 
+    /// The close code a browser gets instead of the HTTP status (a page cannot read a
+    /// refused handshake's status): 4000 + the status, for the refusals a page can act on.
+    pub fn close_code(self) -> Option<u16> {
+        match self {
+            HandshakeRefusal::BadOrigin => Some(4403),
+            HandshakeRefusal::MissingToken | HandshakeRefusal::WrongToken => Some(4401),
+            _ => None,
+        }
+    }
+
+    /// The close reason beside [`HandshakeRefusal::close_code`]: at most 123 bytes, and it
+    /// names what was refused (Origin or token) so a client can tell the person.
+    pub fn close_reason(self) -> &'static str {
+        match self {
+            HandshakeRefusal::BadOrigin => {
+                "Origin refused: this page's origin is not allowed (bridge flag --allow-origin)"
+            }
+            HandshakeRefusal::MissingToken => {
+                "token refused: a token is required (subprotocol token.<TOKEN> beside binary)"
+            }
+            HandshakeRefusal::WrongToken => "token refused: the token is not valid",
+            _ => "refused",
+        }
+    }
+
     /// The response body: says what is wrong without echoing anything the client sent.
     pub fn message(self) -> &'static str {
         match self {
@@ -340,6 +365,26 @@ mod tests {
         assert_eq!(r.check(path, &wrong), Err(HandshakeRefusal::WrongToken));
         let wrong = headers(&[("authorization", "Bearer s3cret-not")]);
         assert_eq!(r.check(path, &wrong), Err(HandshakeRefusal::WrongToken));
+    }
+
+    #[test]
+    fn browser_refusals_have_application_close_codes_and_short_reasons() {
+        for refusal in [
+            HandshakeRefusal::BadOrigin,
+            HandshakeRefusal::MissingToken,
+            HandshakeRefusal::WrongToken,
+        ] {
+            let code = refusal.close_code().unwrap();
+            assert!((4000..5000).contains(&code));
+            assert!(refusal.close_reason().len() <= 123);
+        }
+        assert!(HandshakeRefusal::BadOrigin
+            .close_reason()
+            .contains("Origin"));
+        assert!(HandshakeRefusal::WrongToken
+            .close_reason()
+            .contains("token"));
+        assert_eq!(HandshakeRefusal::UnknownUpstream.close_code(), None);
     }
 
     #[test]

@@ -4,81 +4,142 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{
-    CACHE_CONTROL, CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+    ACCEPT_ENCODING, CACHE_CONTROL, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, ETAG,
+    IF_NONE_MATCH, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_VERSION, UPGRADE, VARY,
 };
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info};
 
-use crate::handshake::{percent_decode, RELAY_PREFIX};
-use crate::limits::MAX_STATIC_FILE;
-use crate::relay;
-use crate::server::Shared;
+use crate::admission::{Admitted, ClientPlace, Full as Busy};
+use crate::files::{pick_encoding, Missing};
+use crate::handshake::RELAY_PREFIX;
+use crate::relay::{self, RelayContext};
+use crate::shutdown::Shutdown;
+use crate::state::Shared;
+use crate::websocket::close_frame;
 
 type Body = Full<Bytes>;
 
+/// The dashboard's Content-Security-Policy, sent on every answer: scripts and WebSockets
+/// from the bridge itself only, WebAssembly allowed to compile, no framing (clickjacking).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+connect-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+form-action 'self'; frame-ancestors 'none'";
+
 /// Serves one accepted connection: HTTP requests, or a handshake that turns into a relay.
-/// The whole plain-HTTP life of a connection is bounded by --handshake-timeout (a browser
-/// reconnects for later requests). `permit` bounds plain HTTP connections.
+/// The whole plain-HTTP life of a connection, its wait for a handshake turn included, is
+/// bounded by --handshake-timeout (a browser reconnects for later requests). `admitted`
+/// holds its places under admission.rs until it ends.
 pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    permit: OwnedSemaphorePermit,
+    admitted: Admitted,
+    mut shutdown: Shutdown,
 ) {
     // Relayed requests are small and latency-bound: no Nagle delay on the client side either.
     if let Err(error) = stream.set_nodelay(true) {
         debug!(%error, "cannot set TCP_NODELAY");
     }
     let limit = shared.config.handshake_timeout;
-    let service = service_fn(move |request| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(respond(request, peer, shared).await) }
-    });
-    let connection = http1::Builder::new()
-        // keep-alive stays on: hyper answers "Connection: close" without it, even on a 101.
-        .keep_alive(true)
-        .max_buf_size(64 * 1024)
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    match tokio::time::timeout(limit, connection).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => debug!(%peer, %error, "HTTP connection failed"),
-        Err(_) => debug!(%peer, "HTTP request or handshake timed out"),
+    let metrics = shared.metrics.clone();
+    metrics.http_connections_open.fetch_add(1, Relaxed);
+    let Admitted { client, http } = admitted;
+    let client = Arc::new(client);
+    let for_requests = shutdown.clone();
+    let served = async move {
+        // Slow sockets from one address wait here for that address's turns; nobody else does.
+        let _turn = client.handshake_turn().await;
+        let service = {
+            let client = client.clone();
+            let shutdown = for_requests;
+            service_fn(move |request| {
+                let shared = shared.clone();
+                let client = client.clone();
+                let shutdown = shutdown.clone();
+                async move {
+                    Ok::<_, Infallible>(respond(request, peer, shared, &client, shutdown).await)
+                }
+            })
+        };
+        http1::Builder::new()
+            // keep-alive stays on: hyper answers "Connection: close" without it, even on a 101.
+            .keep_alive(true)
+            .max_buf_size(64 * 1024)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+            .await
+    };
+    tokio::select! {
+        served = tokio::time::timeout(limit, served) => match served {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => debug!(%peer, %error, "HTTP connection failed"),
+            Err(_) => debug!(%peer, "HTTP request or handshake timed out"),
+        },
+        () = shutdown.closing() => {}
     }
-    drop(permit);
+    metrics.http_connections_open.fetch_sub(1, Relaxed);
+    drop(http);
 }
 
 async fn respond(
     request: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,
+    client: &ClientPlace,
+    shutdown: Shutdown,
 ) -> Response<Body> {
     shared.metrics.http_requests.fetch_add(1, Relaxed);
+    let mut response = route(request, peer, shared, client, shutdown).await;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let headers = response.headers_mut();
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        headers.insert(
+            "cross-origin-resource-policy",
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    // hyper sends no body to a HEAD request by itself, keeping the GET's Content-Length.
+    response
+}
+
+async fn route(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    client: &ClientPlace,
+    shutdown: Shutdown,
+) -> Response<Body> {
     let path = request.uri().path();
     if path.starts_with(RELAY_PREFIX) || path == "/memcached" {
-        return handshake(request, peer, shared);
+        return handshake(request, peer, shared, client, shutdown);
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     }
-    let mut response = match path {
+    match path {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/metrics" => {
             let mut response = text(StatusCode::OK, shared.metrics.render());
@@ -89,20 +150,8 @@ async fn respond(
             response
         }
         "/servers" => servers(&shared),
-        _ => match &shared.config.www {
-            Some(root) => static_file(root, path).await,
-            None => text(StatusCode::NOT_FOUND, "not found\n"),
-        },
-    };
-    let headers = response.headers_mut();
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    // hyper sends no body to a HEAD request by itself, keeping the GET's Content-Length.
-    response
+        _ => static_file(&shared, path, request.headers()).await,
+    }
 }
 
 /// `/servers`: what the dashboard needs to know before it connects.
@@ -123,12 +172,14 @@ fn servers(shared: &Shared) -> Response<Body> {
     response
 }
 
-/// Checks the handshake, takes a relay permit, answers 101 and starts the relay once hyper
-/// hands over the connection.
+/// Checks the handshake, takes the relay's places, answers 101 and starts the relay once
+/// hyper hands over the connection.
 fn handshake(
     mut request: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,
+    client: &ClientPlace,
+    shutdown: Shutdown,
 ) -> Response<Body> {
     let headers = request.headers();
     let has_token = |name, wanted: &str| {
@@ -172,44 +223,76 @@ fn handshake(
         Err(refusal) => {
             shared.metrics.refused(refusal.metric_label());
             info!(%peer, reason = refusal.metric_label(), "handshake refused");
+            // A browser hides a refused handshake's status and body from the page, but shows
+            // it a close frame: a browser (it sends Origin) is told why that way instead.
+            if let (Some(code), Some(protocol)) = (refusal.close_code(), browser_protocol(headers))
+            {
+                let upgrade = hyper::upgrade::on(&mut request);
+                let reason = refusal.close_reason();
+                tokio::spawn(async move {
+                    if let Some((mut stream, _)) = upgraded(upgrade, peer).await {
+                        relay::close(&mut stream, &close_frame(code, reason)).await;
+                    }
+                    drop(shutdown);
+                });
+                return switching_protocols(&accept_key, protocol);
+            }
             return text(refusal.status(), refusal.message());
         }
     };
-    let Ok(permit) = shared.relays.clone().try_acquire_owned() else {
-        shared.metrics.refused("too_many_connections");
-        info!(%peer, "handshake refused: --max-connections reached");
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the bridge is at its connection limit; retry later\n",
-        );
+    let places = match shared.admission.relay(&accepted.upstream, client) {
+        Ok(places) => places,
+        Err(full) => {
+            shared.metrics.refused(full.metric_label());
+            info!(%peer, upstream = %accepted.upstream, reason = full.metric_label(), "handshake refused: full");
+            let message = match full {
+                Busy::Upstream => format!(
+                    "the bridge holds as many connections to {} as it may open (--max-upstream-connections); retry later\n",
+                    accepted.upstream
+                ),
+                _ => "the bridge is at its connection limit; retry later\n".to_string(),
+            };
+            return text(StatusCode::SERVICE_UNAVAILABLE, message);
+        }
     };
 
     let upgrade = hyper::upgrade::on(&mut request);
     let upstream = accepted.upstream;
+    let context = RelayContext {
+        settings: shared.relay.clone(),
+        metrics: shared.metrics.clone(),
+        shutdown,
+    };
     tokio::spawn(async move {
-        let upgraded = match upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(error) => {
-                debug!(%peer, %error, "upgrade failed");
-                return;
-            }
-        };
-        // Back to the plain TcpStream: the relay then reads and writes the socket directly.
-        let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => parts,
-            Err(_) => unreachable!("the bridge serves only TcpStream connections"),
-        };
-        let config = Some(shared.websocket);
-        let ws = WebSocketStream::from_partially_read(
-            parts.io.into_inner(),
-            parts.read_buf.to_vec(),
-            Role::Server,
-            config,
-        )
-        .await;
-        relay::run(ws, upstream, peer, shared, permit).await;
+        if let Some((stream, inbox)) = upgraded(upgrade, peer).await {
+            relay::run(stream, inbox, upstream, peer, context, places).await;
+        }
     });
+    switching_protocols(&accept_key, accepted.protocol)
+}
 
+/// The subprotocol to answer a browser with, when the request came from one (it sent Origin)
+/// and a 101 would be accepted by it (it offered nothing, or offered `binary`).
+fn browser_protocol(headers: &HeaderMap) -> Option<Option<&'static str>> {
+    headers.get(ORIGIN)?;
+    let offered: Vec<&str> = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if offered.is_empty() {
+        Some(None)
+    } else if offered.contains(&crate::handshake::BINARY_PROTOCOL) {
+        Some(Some(crate::handshake::BINARY_PROTOCOL))
+    } else {
+        None
+    }
+}
+
+fn switching_protocols(accept_key: &str, protocol: Option<&'static str>) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -217,92 +300,77 @@ fn handshake(
     headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     headers.insert(
         SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(&accept_key).expect("base64 is a valid header value"),
+        HeaderValue::from_str(accept_key).expect("base64 is a valid header value"),
     );
-    if let Some(protocol) = accepted.protocol {
+    if let Some(protocol) = protocol {
         headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
     }
     response
 }
 
-/// A file under `--www`; `/` and directories serve their `index.html`.
-async fn static_file(root: &Path, path: &str) -> Response<Body> {
-    let not_found = || text(StatusCode::NOT_FOUND, "not found\n");
-    let Some(relative) = safe_relative_path(path) else {
-        return not_found();
+/// The plain TcpStream back from hyper once the 101 went out, with what hyper had read past
+/// the request head: the relay then reads and writes the socket directly.
+async fn upgraded(
+    upgrade: hyper::upgrade::OnUpgrade,
+    peer: SocketAddr,
+) -> Option<(TcpStream, BytesMut)> {
+    let upgraded = match upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(error) => {
+            debug!(%peer, %error, "upgrade failed");
+            return None;
+        }
     };
-    let mut file = root.join(relative);
-    if tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_dir()) {
-        file.push("index.html");
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => Some((parts.io.into_inner(), BytesMut::from(&parts.read_buf[..]))),
+        Err(_) => unreachable!("the bridge serves only TcpStream connections"),
     }
-    // A symlink must not lead out of the served directory.
-    let (Ok(real_root), Ok(real_file)) = (
-        tokio::fs::canonicalize(root).await,
-        tokio::fs::canonicalize(&file).await,
-    ) else {
-        return not_found();
+}
+
+/// A file under `--www`, in the encoding the client prefers, or 304 when its copy is current.
+async fn static_file(shared: &Shared, path: &str, request: &HeaderMap) -> Response<Body> {
+    let Some(files) = &shared.files else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
     };
-    if !real_file.starts_with(&real_root) {
-        return not_found();
-    }
-    match tokio::fs::metadata(&real_file).await {
-        Ok(meta) if meta.is_file() && meta.len() <= MAX_STATIC_FILE => {}
-        Ok(meta) if meta.is_file() => {
+    let file = match files.get(path).await {
+        Ok(file) => file,
+        Err(Missing::NotFound) => return text(StatusCode::NOT_FOUND, "not found\n"),
+        Err(Missing::TooLarge) => {
             return text(StatusCode::PAYLOAD_TOO_LARGE, "file too large to serve\n")
         }
-        _ => return not_found(),
+    };
+    let etag = HeaderValue::from_str(&file.etag).expect("hex in quotes is a valid header value");
+    let current = request
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .any(|t| t.trim() == file.etag || t.trim() == "*")
+        });
+    let accept = request.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
+    let (body, encoding) = match pick_encoding(accept) {
+        Some("br") if file.brotli.is_some() => (file.brotli.clone(), Some("br")),
+        Some(_) if file.gzip.is_some() => (file.gzip.clone(), Some("gzip")),
+        _ => (None, None),
+    };
+    let mut response = if current {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        Response::new(Full::new(body.unwrap_or_else(|| file.identity.clone())))
+    };
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(file.content_type));
+    // Revalidate on every load (a 304 costs a round trip, no body): a new bridge version's
+    // files are never mixed with an old cached copy of the dashboard.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(ETAG, etag);
+    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let (Some(encoding), false) = (encoding, current) {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
     }
-    match tokio::fs::read(&real_file).await {
-        Ok(contents) => {
-            let mut response = Response::new(Full::new(Bytes::from(contents)));
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(content_type(&real_file)),
-            );
-            response
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            response
-        }
-        Err(_) => not_found(),
-    }
-}
-
-/// The URL path as a relative path of plain names: no `..`, no root, no backslashes or NULs.
-fn safe_relative_path(path: &str) -> Option<PathBuf> {
-    let decoded = percent_decode(path)?;
-    if decoded.contains(['\\', '\0']) {
-        return None;
-    }
-    let mut relative = PathBuf::new();
-    for component in Path::new(decoded.trim_start_matches('/')).components() {
-        match component {
-            Component::Normal(name) => relative.push(name),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    Some(relative)
-}
-
-fn content_type(path: &Path) -> &'static str {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-    {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "json" | "map" => "application/json",
-        // Browsers compile WebAssembly while it streams only when served with this type.
-        "wasm" => "application/wasm",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "ico" => "image/x-icon",
-        "txt" | "md" => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
+    response
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
@@ -313,40 +381,4 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn static_paths_cannot_leave_the_served_directory() {
-        assert_eq!(safe_relative_path("/"), Some(PathBuf::new()));
-        assert_eq!(
-            safe_relative_path("/js/app.js"),
-            Some(PathBuf::from("js/app.js"))
-        );
-        for bad in [
-            "/../etc/passwd",
-            "/a/../../b",
-            "/%2e%2e/x",
-            "/a%5cb",
-            "/a%00b",
-            "/%zz",
-        ] {
-            assert_eq!(safe_relative_path(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn wasm_is_served_as_wasm() {
-        assert_eq!(
-            content_type(Path::new("pkg/engine_bg.wasm")),
-            "application/wasm"
-        );
-        assert_eq!(
-            content_type(Path::new("index.html")),
-            "text/html; charset=utf-8"
-        );
-    }
 }

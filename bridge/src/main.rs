@@ -1,23 +1,14 @@
 //! memcache-bridge: relays WebSocket connections from browsers to configured memcached servers.
 //! main reads the configuration, sets up logging and the runtime, and runs the server.
 
-mod config;
-mod error;
-mod handshake;
-mod http;
-mod limits;
-mod metrics;
-mod policy;
-mod relay;
-mod server;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Args, Config};
-use crate::error::BridgeError;
+use memcache_bridge::config::{Args, Config};
+use memcache_bridge::error::BridgeError;
+use memcache_bridge::server;
 
 fn main() -> ExitCode {
     let config = match Config::load(Args::parse()) {
@@ -56,6 +47,9 @@ fn run(config: Config) -> Result<(), BridgeError> {
         .map_err(BridgeError::Runtime)?;
     runtime.block_on(async {
         let listener = server::bind(&config)?;
+        // Asked before the address is announced, so a bridge that says it listens has
+        // finished talking to memcached.
+        let upstream_limits = server::upstream_limits(&config).await;
         let address = listener
             .local_addr()
             .map_err(|source| BridgeError::Listen {
@@ -67,6 +61,7 @@ fn run(config: Config) -> Result<(), BridgeError> {
         println!("memcache-bridge listening on http://{address}");
         tracing::info!(%address, upstreams = ?config.upstreams, read_only = config.policy.read_only,
             token_required = !config.tokens.is_empty(), "listening");
-        server::serve(listener, config, relay_threads).await
+        tracing::info!(?upstream_limits, "connections allowed per upstream");
+        server::serve(listener, config, upstream_limits, relay_threads).await
     })
 }

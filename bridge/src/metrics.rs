@@ -14,6 +14,9 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "wrong_token",
     "bad_subprotocol",
     "too_many_connections",
+    "too_many_client_connections",
+    "too_many_http_connections",
+    "upstream_busy",
     "read_only",
     "admin_command",
     "unknown_command",
@@ -27,6 +30,8 @@ pub const REFUSAL_REASONS: &[&str] = &[
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub connections_open: AtomicU64,
+    /// Plain HTTP connections admitted and not yet ended (or turned into relays).
+    pub http_connections_open: AtomicU64,
     pub connections_total: AtomicU64,
     pub bytes_client_to_upstream: AtomicU64,
     pub bytes_upstream_to_client: AtomicU64,
@@ -34,7 +39,7 @@ pub struct Metrics {
     pub upstream_closed: AtomicU64,
     pub idle_timeouts: AtomicU64,
     pub http_requests: AtomicU64,
-    refusals: [AtomicU64; 15],
+    refusals: [AtomicU64; REFUSAL_REASONS.len()],
 }
 
 impl Metrics {
@@ -61,6 +66,12 @@ impl Metrics {
             "gauge",
             "WebSocket relays open now.",
             self.connections_open.load(Relaxed),
+        );
+        metric(
+            "memcache_bridge_http_connections_open",
+            "gauge",
+            "Plain HTTP connections open now (requests, handshakes, and those waiting their turn).",
+            self.http_connections_open.load(Relaxed),
         );
         metric(
             "memcache_bridge_connections_total",

@@ -4,44 +4,73 @@
 //! Both directions run in one task, each a plain loop that awaits its next read and then its
 //! write, so backpressure is structural: a client that stops reading stalls the loop that
 //! reads memcached (the bridge holds at most one chunk), and a slow memcached stalls the loop
-//! that reads the client. Client bytes pass through the command scanner (policy.rs) first.
+//! that reads the client. Client frames are unmasked in place and their payload passes
+//! through the command scanner (policy.rs) as it arrives (websocket.rs); read buffers exist
+//! only while bytes are in flight, so an idle relay holds none.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::Notify;
 use tokio::time::{timeout, Instant};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, warn};
 
 use crate::limits::{
-    CLOSE_TIMEOUT, DRAIN_TIMEOUT, MAX_UPSTREAM_BATCH, MAX_UPSTREAM_BATCH_MESSAGES,
-    UPSTREAM_READ_CHUNK,
+    CLIENT_READ_CHUNK, CLOSE_TIMEOUT, DRAIN_AFTER_CLIENT_LEFT, DRAIN_TIMEOUT,
+    MAX_UPSTREAM_BATCH_MESSAGES, UPSTREAM_READ_CHUNK,
 };
-use crate::policy::{CommandScanner, Refusal};
-use crate::server::Shared;
+use crate::metrics::Metrics;
+use crate::policy::{CommandScanner, Policy, Refusal};
+use crate::shutdown::Shutdown;
+use crate::websocket::{
+    close_frame, server_header, Event, FrameError, FrameReader, OPCODE_BINARY, OPCODE_PONG,
+};
 
-type Socket = WebSocketStream<TcpStream>;
+/// WebSocket close codes the relay sends (RFC 6455, 7.4.1).
+mod code {
+    pub const NORMAL: u16 = 1000;
+    pub const AWAY: u16 = 1001;
+    pub const PROTOCOL: u16 = 1002;
+    pub const UNSUPPORTED: u16 = 1003;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const ERROR: u16 = 1011;
+    pub const AGAIN: u16 = 1013;
+}
+
+/// The settings a relay runs with, taken from the configuration once.
+#[derive(Debug)]
+pub struct RelaySettings {
+    pub policy: Policy,
+    pub max_message_size: usize,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// What a relay needs from the bridge, and nothing more.
+#[derive(Debug)]
+pub struct RelayContext {
+    pub settings: Arc<RelaySettings>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: Shutdown,
+}
 
 /// Why a relay ended; decides the close frame the client gets.
 #[derive(Debug)]
 enum End {
-    /// The client sent a close frame: answer it, nothing more to say.
-    ClientClosed,
+    /// The client sent a close frame (with this code): answer it, nothing more to say.
+    ClientClosed(Option<u16>),
     /// The client's connection broke or ended without a close frame.
     ClientGone,
     /// The client broke the WebSocket protocol.
-    ClientProtocol(String),
+    ClientProtocol(&'static str),
     Refused(Refusal),
     TextFrame,
     TooBig,
@@ -54,35 +83,44 @@ enum End {
 impl End {
     /// Ends after which memcached's answers to the commands already forwarded still go back
     /// to the client before the close frame, so no accepted request loses its response.
-    fn drains_upstream(&self) -> bool {
+    fn drains_to_client(&self) -> bool {
         matches!(self, End::Refused(_) | End::TextFrame | End::TooBig)
+    }
+
+    /// Ends after which nobody reads memcached's answers.
+    fn client_left(&self) -> bool {
+        matches!(self, End::ClientClosed(_) | End::ClientGone)
     }
 }
 
 /// Keeps the open-relays gauge right however the relay ends.
-struct OpenRelay<'a>(&'a Shared);
+struct OpenRelay<'a>(&'a Metrics);
 
 impl Drop for OpenRelay<'_> {
     fn drop(&mut self) {
-        self.0.metrics.connections_open.fetch_sub(1, Relaxed);
+        self.0.connections_open.fetch_sub(1, Relaxed);
     }
 }
 
-/// Runs one relay to its end. `permit` is this relay's place under --max-connections.
-pub async fn run(
-    mut ws: Socket,
+/// Runs one relay to its end. `client` is the upgraded connection and `inbox` what was read
+/// from it past the handshake; `places` (its bounds under admission.rs) are given back when
+/// the relay ends.
+pub async fn run<P: Send>(
+    mut client: TcpStream,
+    inbox: BytesMut,
     upstream_addr: String,
     peer: SocketAddr,
-    shared: Arc<Shared>,
-    permit: OwnedSemaphorePermit,
+    mut context: RelayContext,
+    places: P,
 ) {
-    let metrics = &shared.metrics;
+    let metrics = context.metrics.clone();
+    let settings = context.settings.clone();
     metrics.connections_total.fetch_add(1, Relaxed);
     metrics.connections_open.fetch_add(1, Relaxed);
-    let _open = OpenRelay(&shared);
+    let _open = OpenRelay(&metrics);
 
     let connect = timeout(
-        shared.config.connect_timeout,
+        settings.connect_timeout,
         TcpStream::connect(upstream_addr.as_str()),
     )
     .await;
@@ -92,18 +130,14 @@ pub async fn run(
             metrics.upstream_connect_errors.fetch_add(1, Relaxed);
             warn!(%peer, upstream = %upstream_addr, %error, "upstream unreachable");
             let reason = format!("upstream {upstream_addr} unreachable: {}", error.kind());
-            close(&mut ws, CloseCode::Again, reason).await;
+            close(&mut client, &close_frame(code::AGAIN, &reason)).await;
             return;
         }
         Err(_) => {
             metrics.upstream_connect_errors.fetch_add(1, Relaxed);
             warn!(%peer, upstream = %upstream_addr, "upstream connect timed out");
-            close(
-                &mut ws,
-                CloseCode::Again,
-                format!("upstream {upstream_addr} unreachable: connect timed out"),
-            )
-            .await;
+            let reason = format!("upstream {upstream_addr} unreachable: connect timed out");
+            close(&mut client, &close_frame(code::AGAIN, &reason)).await;
             return;
         }
     };
@@ -113,203 +147,256 @@ pub async fn run(
     }
     info!(%peer, upstream = %upstream_addr, "relay open");
 
-    let mut scanner = CommandScanner::new(shared.config.policy.clone());
-    let end = pump(&mut ws, &mut upstream, &mut scanner, &shared).await;
-    if matches!(end, End::ClientClosed | End::ClientGone) {
-        // The upstream got its FIN after the client's last command. Waiting for memcached
-        // to close in turn means every forwarded command ran: closing with its answers
-        // unread would reset the connection, and a reset can discard commands memcached has
-        // not read yet. Nobody wants the answers any more, so they are dropped.
-        // (The client side may have ended without sending that FIN; a second one is harmless.)
-        let _ = upstream.shutdown().await;
-        let mut scratch = [0u8; 4096];
-        let _ = timeout(DRAIN_TIMEOUT, async {
-            while let Ok(read) = upstream.read(&mut scratch).await {
-                if read == 0 {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
+    let mut scanner = CommandScanner::new(settings.policy.clone());
+    let end = pump(
+        &mut client,
+        inbox,
+        &mut upstream,
+        &mut scanner,
+        &mut context,
+    )
+    .await;
     drop(upstream);
 
     let (code, reason) = match &end {
-        End::ClientClosed | End::ClientGone => {
-            // Sends the reply to the client's close frame, if tungstenite queued one.
-            let _ = timeout(CLOSE_TIMEOUT, ws.flush()).await;
-            info!(%peer, upstream = %upstream_addr, ?end, "relay closed by client");
-            drop(permit);
+        End::ClientClosed(code) => {
+            // Answer the client's close frame with its own code, as RFC 6455 asks.
+            let frame = match code {
+                Some(code) => close_frame(*code, ""),
+                None => vec![0x88, 0x00],
+            };
+            close(&mut client, &frame).await;
+            info!(%peer, upstream = %upstream_addr, "relay closed by client");
+            drop(places);
+            return;
+        }
+        End::ClientGone => {
+            info!(%peer, upstream = %upstream_addr, "relay ended: client gone");
+            drop(places);
             return;
         }
         End::ClientProtocol(problem) => (
-            CloseCode::Protocol,
+            code::PROTOCOL,
             format!("WebSocket protocol error: {problem}"),
         ),
         End::Refused(refusal) => {
             metrics.refused(refusal.metric_label());
-            (CloseCode::Policy, refusal.to_string())
+            (code::POLICY, refusal.to_string())
         }
         End::TextFrame => {
             metrics.refused("text_frame");
             (
-                CloseCode::Unsupported,
+                code::UNSUPPORTED,
                 "text frames are not relayed: send memcached commands as binary frames".into(),
             )
         }
         End::TooBig => {
             metrics.refused("message_too_big");
             (
-                CloseCode::Size,
+                code::TOO_BIG,
                 format!(
                     "message over the bridge's limit of {} bytes",
-                    shared.config.max_message_size
+                    settings.max_message_size
                 ),
             )
         }
-        End::UpstreamClosed if scanner.quit_sent() => (CloseCode::Normal, "quit".into()),
+        End::UpstreamClosed if scanner.quit_sent() => (code::NORMAL, "quit".into()),
         End::UpstreamClosed => {
             metrics.upstream_closed.fetch_add(1, Relaxed);
             (
-                CloseCode::Error,
+                code::ERROR,
                 format!("upstream {upstream_addr} closed the connection"),
             )
         }
         End::UpstreamError(error) => {
             metrics.upstream_closed.fetch_add(1, Relaxed);
             (
-                CloseCode::Error,
+                code::ERROR,
                 format!("upstream {upstream_addr} failed: {}", error.kind()),
             )
         }
         End::Idle => {
             metrics.idle_timeouts.fetch_add(1, Relaxed);
             (
-                CloseCode::Away,
-                format!("idle for {} s", shared.config.idle_timeout.as_secs()),
+                code::AWAY,
+                format!("idle for {} s", settings.idle_timeout.as_secs()),
             )
         }
-        End::Shutdown => (CloseCode::Away, "bridge shutting down".into()),
+        End::Shutdown => (code::AWAY, "bridge shutting down".into()),
     };
-    info!(%peer, upstream = %upstream_addr, code = u16::from(code), %reason, "relay closed");
-    close(&mut ws, code, reason).await;
-    drop(permit);
+    info!(%peer, upstream = %upstream_addr, code, %reason, "relay closed");
+    close(&mut client, &close_frame(code, &reason)).await;
+    drop(places);
 }
 
-/// Copies both ways until one side ends, the relay idles out or the bridge shuts down.
+/// Copies both ways until one side ends, the relay idles out or the bridge shuts down; then
+/// drains memcached's answers (the one drain loop is `upstream_to_client` itself: to the
+/// client after a refusal, into the void, bounded by bytes, after the client left).
 async fn pump(
-    ws: &mut Socket,
+    client: &mut TcpStream,
+    inbox: BytesMut,
     upstream: &mut TcpStream,
     scanner: &mut CommandScanner,
-    shared: &Shared,
+    context: &mut RelayContext,
 ) -> End {
+    let (mut client_read, mut client_write) = client.split();
     let (mut up_read, mut up_write) = upstream.split();
-    let (mut ws_send, mut ws_receive) = ws.split();
-    let last_activity = Activity::new();
-    let mut closing = shared.closing.clone();
+    let activity = Activity::new();
+    let pong = Pong::default();
+    let metrics = &*context.metrics;
+    let settings = &*context.settings;
+    let shutdown = &mut context.shutdown;
 
-    let client_side = async {
-        let end = client_to_upstream(
-            &mut ws_receive,
-            &mut up_write,
-            scanner,
-            shared,
-            &last_activity,
+    let end = {
+        let client_side = async {
+            let mut frames = FrameReader::new(settings.max_message_size);
+            let end = client_to_upstream(
+                &mut client_read,
+                inbox,
+                &mut frames,
+                &mut up_write,
+                scanner,
+                metrics,
+                &activity,
+                &pong,
+            )
+            .await;
+            // No more commands will come: memcached answers what it has, then closes.
+            let _ = up_write.shutdown().await;
+            end
+        };
+        let upstream_side = upstream_to_client(
+            &mut up_read,
+            Sink::Client(&mut client_write),
+            metrics,
+            &activity,
+            &pong,
+        );
+        tokio::pin!(client_side, upstream_side);
+        tokio::select! {
+            end = &mut client_side => {
+                if end.drains_to_client() {
+                    let _ = timeout(DRAIN_TIMEOUT, &mut upstream_side).await;
+                }
+                end
+            }
+            end = &mut upstream_side => end,
+            () = idle(&activity, settings.idle_timeout) => End::Idle,
+            () = shutdown.closing() => End::Shutdown,
+        }
+    };
+    if end.client_left() {
+        // The upstream got its FIN after the client's last command. Waiting for memcached
+        // to close in turn means every forwarded command ran: closing with its answers
+        // unread would reset the connection, and a reset can discard commands memcached has
+        // not read yet. But nobody reads these answers, so only so many bytes of them are
+        // read: a client that queued gigabytes of gets and left costs memcached no more.
+        // (The client side may have ended without sending that FIN; a second one is harmless.)
+        let _ = up_write.shutdown().await;
+        let sink = Sink::Discard {
+            left: DRAIN_AFTER_CLIENT_LEFT,
+        };
+        let _ = timeout(
+            DRAIN_TIMEOUT,
+            upstream_to_client(&mut up_read, sink, metrics, &activity, &pong),
         )
         .await;
-        // No more commands will come: memcached answers what it has, then closes.
-        let _ = up_write.shutdown().await;
-        end
-    };
-    let upstream_side = upstream_to_client(&mut up_read, &mut ws_send, shared, &last_activity);
-    tokio::pin!(client_side, upstream_side);
+    }
+    end
+}
 
-    tokio::select! {
-        end = &mut client_side => {
-            if end.drains_upstream() {
-                let _ = timeout(DRAIN_TIMEOUT, &mut upstream_side).await;
-            }
-            end
-        }
-        end = &mut upstream_side => end,
-        () = idle(&last_activity, shared.config.idle_timeout) => End::Idle,
-        () = closing_time(&mut closing) => End::Shutdown,
+/// The latest ping's payload, waiting for the upstream-to-client loop (which owns the
+/// client's write half) to send it back as a pong. One slot: a newer ping replaces an
+/// unanswered one (RFC 6455 allows answering only the most recent), so a client that sends
+/// pings and never reads costs at most 125 bytes, not a pong per ping.
+#[derive(Default)]
+struct Pong {
+    payload: Mutex<Option<BytesMut>>,
+    ready: Notify,
+}
+
+impl Pong {
+    fn offer(&self, payload: BytesMut) {
+        *self.payload.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<BytesMut> {
+        self.payload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 }
 
-type WsReceive<'a> = futures_util::stream::SplitStream<&'a mut Socket>;
-type WsSend<'a> = futures_util::stream::SplitSink<&'a mut Socket, Message>;
-
-/// Client to memcached: every binary message through the scanner, then to the socket.
-/// Messages that have already arrived are gathered into one write.
+/// Client to memcached: frames are decoded as bytes arrive and their payload passes through
+/// the scanner to the socket; pieces that arrived together go in one write.
+#[allow(clippy::too_many_arguments)]
 async fn client_to_upstream(
-    ws_receive: &mut WsReceive<'_>,
+    client_read: &mut ReadHalf<'_>,
+    mut inbox: BytesMut,
+    frames: &mut FrameReader,
     up_write: &mut WriteHalf<'_>,
     scanner: &mut CommandScanner,
-    shared: &Shared,
-    last_activity: &Activity,
+    metrics: &Metrics,
+    activity: &Activity,
+    pong: &Pong,
 ) -> End {
     let mut pieces: Vec<Bytes> = Vec::new();
     loop {
-        let first = ws_receive.next().await;
-        let mut end = absorb(first, scanner, &mut pieces);
-        let mut gathered = 1;
-        while end.is_none()
-            && gathered < MAX_UPSTREAM_BATCH_MESSAGES
-            && pieces.iter().map(Bytes::len).sum::<usize>() < MAX_UPSTREAM_BATCH
-        {
-            // Only what is already buffered: never wait here, that would add latency.
-            match ws_receive.next().now_or_never() {
-                Some(item) => end = absorb(item, scanner, &mut pieces),
-                None => break,
+        let mut end = None;
+        while end.is_none() && pieces.len() + 2 <= MAX_UPSTREAM_BATCH_MESSAGES {
+            match frames.next_event(&mut inbox) {
+                Ok(None) => break,
+                Ok(Some(Event::Data(data))) => {
+                    let scanned = scanner.feed(&data);
+                    if !scanned.released.is_empty() {
+                        pieces.push(Bytes::from(scanned.released));
+                    }
+                    if scanned.pass > 0 {
+                        let mut data = data;
+                        data.truncate(scanned.pass);
+                        pieces.push(data.freeze());
+                    }
+                    end = scanned.refusal.map(End::Refused);
+                }
+                Ok(Some(Event::Ping(payload))) => pong.offer(payload),
+                Ok(Some(Event::Close(code))) => end = Some(End::ClientClosed(code)),
+                Ok(Some(Event::Text)) => end = Some(End::TextFrame),
+                Err(FrameError::TooBig) => end = Some(End::TooBig),
+                Err(FrameError::Protocol(problem)) => end = Some(End::ClientProtocol(problem)),
             }
-            gathered += 1;
         }
         if !pieces.is_empty() {
-            last_activity.touch();
+            activity.touch();
             match write_pieces(up_write, &mut pieces).await {
                 Ok(written) => {
-                    shared
-                        .metrics
+                    metrics
                         .bytes_client_to_upstream
                         .fetch_add(written as u64, Relaxed);
                 }
                 Err(error) => return End::UpstreamError(error),
             }
+            // A batch cut short by the iovec bound: take the rest before reading more.
+            if end.is_none() && !inbox.is_empty() {
+                continue;
+            }
         }
         if let Some(end) = end {
             return end;
         }
-    }
-}
-
-/// Takes one received item: its passing bytes go to `pieces`; an ending is returned.
-fn absorb(
-    item: Option<Result<Message, WsError>>,
-    scanner: &mut CommandScanner,
-    pieces: &mut Vec<Bytes>,
-) -> Option<End> {
-    let Some(item) = item else {
-        return Some(End::ClientGone);
-    };
-    match item {
-        Ok(Message::Binary(data)) => {
-            let scanned = scanner.feed(&data);
-            if !scanned.released.is_empty() {
-                pieces.push(Bytes::from(scanned.released));
-            }
-            if scanned.pass > 0 {
-                pieces.push(data.slice(..scanned.pass));
-            }
-            scanned.refusal.map(End::Refused)
+        if inbox.is_empty() {
+            // Nothing left over: give the buffer back while waiting, so idle relays hold none.
+            inbox = BytesMut::new();
         }
-        Ok(Message::Text(_)) => Some(End::TextFrame),
-        Ok(Message::Close(_)) => Some(End::ClientClosed),
-        // tungstenite answers pings itself.
-        Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => None,
-        Err(WsError::Capacity(_)) => Some(End::TooBig),
-        Err(WsError::Protocol(problem)) => Some(End::ClientProtocol(problem.to_string())),
-        Err(_) => Some(End::ClientGone),
+        if client_read.readable().await.is_err() {
+            return End::ClientGone;
+        }
+        inbox.reserve(CLIENT_READ_CHUNK);
+        match client_read.read_buf(&mut inbox).await {
+            Ok(0) | Err(_) => return End::ClientGone,
+            Ok(_) => {}
+        }
     }
 }
 
@@ -345,42 +432,89 @@ async fn write_pieces(up_write: &mut WriteHalf<'_>, pieces: &mut Vec<Bytes>) -> 
     Ok(total)
 }
 
-/// memcached to client: each read becomes one binary message, sent before the next read.
+/// Where memcached's answers go.
+enum Sink<'a, 'b> {
+    /// To the client, one binary frame per read.
+    Client(&'a mut WriteHalf<'b>),
+    /// Nowhere: the client left. `left` is how many more bytes may be read before giving up.
+    Discard { left: u64 },
+}
+
+/// memcached to client: each read becomes one binary frame, sent before the next read.
+/// Pongs go out between frames.
 async fn upstream_to_client(
     up_read: &mut ReadHalf<'_>,
-    ws_send: &mut WsSend<'_>,
-    shared: &Shared,
-    last_activity: &Activity,
+    mut sink: Sink<'_, '_>,
+    metrics: &Metrics,
+    activity: &Activity,
+    pong: &Pong,
 ) -> End {
-    let mut buffer = BytesMut::new();
     loop {
-        // Reserving only once readable keeps idle relays from pinning a read buffer; after a
-        // message is sent its memory is free again and this reuses it.
-        if let Err(error) = up_read.readable().await {
-            return End::UpstreamError(error);
+        tokio::select! {
+            biased;
+            () = pong.ready.notified(), if matches!(sink, Sink::Client(_)) => {
+                if let (Some(payload), Sink::Client(client)) = (pong.take(), &mut sink) {
+                    if write_frame(client, OPCODE_PONG, &payload).await.is_err() {
+                        return End::ClientGone;
+                    }
+                }
+                continue;
+            }
+            readable = up_read.readable() => {
+                if let Err(error) = readable {
+                    return End::UpstreamError(error);
+                }
+            }
         }
-        buffer.reserve(UPSTREAM_READ_CHUNK);
+        // Allocated only once readable and dropped once sent: an idle relay holds no buffer.
+        let mut buffer = BytesMut::with_capacity(UPSTREAM_READ_CHUNK);
         // read_buf (not try_read_buf): a read that does not fill the buffer tells tokio the
         // socket is drained, which saves the next read's EAGAIN system call.
         match up_read.read_buf(&mut buffer).await {
             Ok(0) => return End::UpstreamClosed,
-            Ok(read) => {
-                last_activity.touch();
-                shared
-                    .metrics
-                    .bytes_upstream_to_client
-                    .fetch_add(read as u64, Relaxed);
-                if ws_send
-                    .send(Message::Binary(buffer.split().freeze()))
-                    .await
-                    .is_err()
-                {
-                    return End::ClientGone;
+            Ok(read) => match &mut sink {
+                Sink::Client(client) => {
+                    activity.touch();
+                    metrics
+                        .bytes_upstream_to_client
+                        .fetch_add(read as u64, Relaxed);
+                    if write_frame(client, OPCODE_BINARY, &buffer).await.is_err() {
+                        return End::ClientGone;
+                    }
                 }
-            }
+                Sink::Discard { left } => {
+                    *left = left.saturating_sub(read as u64);
+                    if *left == 0 {
+                        return End::ClientGone;
+                    }
+                }
+            },
             Err(error) => return End::UpstreamError(error),
         }
     }
+}
+
+/// Writes one unmasked server frame: header and payload in one writev when the kernel takes it.
+async fn write_frame(client: &mut WriteHalf<'_>, opcode: u8, payload: &[u8]) -> io::Result<()> {
+    let mut header = [0u8; 10];
+    let header_len = server_header(opcode, payload.len(), &mut header);
+    let mut head = &header[..header_len];
+    let mut body = payload;
+    while !head.is_empty() {
+        let written = client
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            .await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        if written >= head.len() {
+            body = &body[written - head.len()..];
+            head = &[];
+        } else {
+            head = &head[written..];
+        }
+    }
+    client.write_all(body).await
 }
 
 /// When either direction last moved bytes, shared by both loops of a relay.
@@ -404,22 +538,14 @@ impl Activity {
     }
 
     fn last(&self) -> Instant {
-        self.start + std::time::Duration::from_millis(self.last.load(Relaxed))
-    }
-}
-
-/// Resolves when the bridge tells open relays to close.
-async fn closing_time(closing: &mut tokio::sync::watch::Receiver<bool>) {
-    if closing.wait_for(|closing| *closing).await.is_err() {
-        // The server is gone without saying so; the process is ending anyway.
-        std::future::pending::<()>().await;
+        self.start + Duration::from_millis(self.last.load(Relaxed))
     }
 }
 
 /// Resolves once neither side has moved for `limit`.
-async fn idle(last_activity: &Activity, limit: std::time::Duration) {
+async fn idle(activity: &Activity, limit: Duration) {
     loop {
-        let deadline = last_activity.last() + limit;
+        let deadline = activity.last() + limit;
         if Instant::now() >= deadline {
             return;
         }
@@ -430,50 +556,21 @@ async fn idle(last_activity: &Activity, limit: std::time::Duration) {
 /// Sends a close frame, then lingers: stops writing and discards what the client still
 /// sends until it closes too. Closing the socket with unread data would make the kernel
 /// reset the connection, and a reset can destroy the close frame before the client reads it.
-async fn close(ws: &mut Socket, code: CloseCode, reason: String) {
-    let frame = CloseFrame {
-        code,
-        reason: fit_close_reason(reason).into(),
-    };
-    if timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await.is_err() {
+pub async fn close(client: &mut TcpStream, frame: &[u8]) {
+    if !matches!(
+        timeout(CLOSE_TIMEOUT, client.write_all(frame)).await,
+        Ok(Ok(()))
+    ) {
         return;
     }
-    let tcp = ws.get_mut();
-    let _ = tcp.shutdown().await;
-    let mut scratch = [0u8; 4096];
+    let _ = client.shutdown().await;
+    let mut scratch = vec![0u8; 4096];
     let _ = timeout(CLOSE_TIMEOUT, async {
-        while let Ok(read) = tcp.read(&mut scratch).await {
+        while let Ok(read) = client.read(&mut scratch).await {
             if read == 0 {
                 break;
             }
         }
     })
     .await;
-}
-
-/// A close frame's reason may hold at most 123 bytes of UTF-8.
-fn fit_close_reason(mut reason: String) -> String {
-    const MAX_REASON: usize = 123;
-    if reason.len() > MAX_REASON {
-        let mut cut = MAX_REASON;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
-    }
-    reason
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_reasons_are_cut_to_123_bytes_on_a_char_boundary() {
-        let reason = format!("upstream {}:11211 closed the connection", "é".repeat(100));
-        let fitted = fit_close_reason(reason);
-        assert!(fitted.len() <= 123);
-        assert!(fitted.starts_with("upstream é"));
-        assert_eq!(fit_close_reason("short".into()), "short");
-    }
 }

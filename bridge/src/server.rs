@@ -1,6 +1,6 @@
-//! The accept loop and the bridge's life: bind, accept under a bound on plain HTTP
-//! connections, hand each connection to a relay thread, and on SIGTERM/SIGINT stop
-//! accepting, give open relays `--shutdown-grace` to finish, then tell the rest to close.
+//! The accept loop and the bridge's life: bind, admit each connection (admission.rs) and hand
+//! it to a relay thread, and on SIGTERM/SIGINT stop accepting, give open relays
+//! `--shutdown-grace` to finish, then tell the rest to close (shutdown.rs).
 //!
 //! Each relay thread runs its own single-threaded runtime and owns its connections for their
 //! whole life (thread per core). A relay's two sockets are then always served by the thread
@@ -10,32 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::{watch, Semaphore};
-use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::error::BridgeError;
-use crate::handshake::Rules;
 use crate::http;
-use crate::limits::{CLOSE_TIMEOUT, LISTEN_BACKLOG, MAX_HTTP_CONNECTIONS, WEBSOCKET_READ_BUFFER};
-use crate::metrics::Metrics;
-
-/// What every connection task shares.
-#[derive(Debug)]
-pub struct Shared {
-    pub config: Config,
-    pub rules: Rules,
-    pub metrics: Metrics,
-    /// One permit per open relay, `--max-connections` in all.
-    pub relays: Arc<Semaphore>,
-    pub websocket: WebSocketConfig,
-    /// Turns true when open relays must close (the shutdown grace is over).
-    pub closing: watch::Receiver<bool>,
-}
+use crate::limits::{CLOSE_TIMEOUT, FALLBACK_MAX_UPSTREAM_CONNECTIONS, LISTEN_BACKLOG};
+use crate::shutdown::{ShutdownController, Stopped};
+use crate::state::Shared;
 
 /// Binds the listener; separate from [`serve`] so start-up errors surface before serving.
 pub fn bind(config: &Config) -> Result<TcpListener, BridgeError> {
@@ -74,38 +59,29 @@ pub fn start_relay_threads(count: usize) -> Result<Vec<Handle>, BridgeError> {
 }
 
 /// Serves until SIGTERM or SIGINT, then shuts down gracefully. Connections are dealt to the
-/// relay threads in turn.
+/// relay threads in turn. The accept loop never waits for a place: a connection over a bound
+/// gets a 503 at once, so slow or greedy clients cannot stop it from serving others.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
+    upstream_limits: Vec<(String, usize)>,
     relay_threads: Vec<Handle>,
 ) -> Result<(), BridgeError> {
-    let (close_relays, closing) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        rules: Rules {
-            upstreams: config.upstreams.clone(),
-            allowed_origins: config.allowed_origins.clone(),
-            tokens: config.tokens.clone(),
-        },
-        metrics: Metrics::default(),
-        relays: Arc::new(Semaphore::new(config.max_connections)),
-        websocket: WebSocketConfig::default()
-            .read_buffer_size(WEBSOCKET_READ_BUFFER)
-            .max_message_size(Some(config.max_message_size))
-            .max_frame_size(Some(config.max_message_size)),
-        closing,
-        config,
-    });
-    let http_connections = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+    let shared = Arc::new(Shared::new(config, &upstream_limits));
+    if shared.files.is_some() {
+        let shared = shared.clone();
+        relay_threads[0].spawn(async move {
+            if let Some(files) = &shared.files {
+                files.warm().await;
+            }
+        });
+    }
+    let controller = ShutdownController::new();
     let mut next_thread = 0;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
 
     loop {
-        let permit = tokio::select! {
-            permit = http_connections.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -118,6 +94,14 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let admitted = match shared.admission.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(full) => {
+                shared.metrics.refused(full.metric_label());
+                refuse_now(stream);
+                continue;
+            }
+        };
         // A socket belongs to the runtime that registered it: move it to the relay thread's.
         let stream = match stream.into_std() {
             Ok(stream) => stream,
@@ -127,9 +111,10 @@ pub async fn serve(
             }
         };
         let shared = shared.clone();
+        let handle = controller.handle();
         relay_threads[next_thread].spawn(async move {
-            match tokio::net::TcpStream::from_std(stream) {
-                Ok(stream) => http::serve_connection(stream, peer, shared, permit).await,
+            match TcpStream::from_std(stream) {
+                Ok(stream) => http::serve_connection(stream, peer, shared, admitted, handle).await,
                 Err(error) => warn!(%error, "cannot register an accepted connection"),
             }
         });
@@ -137,29 +122,79 @@ pub async fn serve(
     }
 
     drop(listener);
-    let open = |shared: &Shared| shared.config.max_connections - shared.relays.available_permits();
+    let open = || {
+        shared
+            .metrics
+            .connections_open
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     info!(
-        open_relays = open(&shared),
+        open_relays = open(),
         grace_secs = shared.config.shutdown_grace.as_secs(),
         "shutting down: not accepting"
     );
-    let deadline = Instant::now() + shared.config.shutdown_grace;
-    while open(&shared) > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if open(&shared) > 0 {
-        info!(
-            open_relays = open(&shared),
-            "grace over: closing open relays"
-        );
-        let _ = close_relays.send(true);
-        let deadline = Instant::now() + CLOSE_TIMEOUT * 2;
-        while open(&shared) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    match controller
+        .finish(shared.config.shutdown_grace, CLOSE_TIMEOUT * 2)
+        .await
+    {
+        Stopped::InGrace => {}
+        Stopped::Closed => info!("grace over: open relays were closed"),
+        Stopped::TimedOut => warn!(open_relays = open(), "relays still open after closing"),
     }
     info!("stopped");
     Ok(())
+}
+
+/// Answers a connection that is over a bound with a 503 in one non-blocking write, and
+/// closes it.
+fn refuse_now(stream: TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+connection: close\r\n\r\ntoo many connections; retry later\n";
+    let _ = stream.try_write(BUSY);
+}
+
+/// How many connections the bridge may open to each upstream: `--max-upstream-connections`,
+/// else half of the `maxconns` memcached reports (the other half stays for the applications
+/// that share it), else half of memcached's default; never more than `--max-connections`.
+pub async fn upstream_limits(config: &Config) -> Vec<(String, usize)> {
+    let mut limits = Vec::new();
+    for upstream in &config.upstreams {
+        let limit = match config.max_upstream_connections {
+            Some(limit) => limit,
+            None => match maxconns(upstream, config.connect_timeout).await {
+                Some(maxconns) => (maxconns / 2).max(1),
+                None => {
+                    warn!(%upstream, "cannot read maxconns from memcached at start; allowing {FALLBACK_MAX_UPSTREAM_CONNECTIONS} connections (set --max-upstream-connections)");
+                    FALLBACK_MAX_UPSTREAM_CONNECTIONS
+                }
+            },
+        };
+        limits.push((upstream.clone(), limit.min(config.max_connections)));
+    }
+    limits
+}
+
+/// memcached's `maxconns` from `stats settings`, or None if it does not answer in time.
+async fn maxconns(upstream: &str, limit: Duration) -> Option<usize> {
+    let ask = async {
+        let mut stream = TcpStream::connect(upstream).await.ok()?;
+        stream.write_all(b"stats settings\r\n").await.ok()?;
+        let mut reply = Vec::new();
+        let mut chunk = vec![0u8; 4096];
+        while !reply.ends_with(b"END\r\n") && reply.len() < 64 * 1024 {
+            let read = stream.read(&mut chunk).await.ok()?;
+            if read == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&chunk[..read]);
+        }
+        let _ = stream.write_all(b"quit\r\n").await;
+        String::from_utf8_lossy(&reply)
+            .lines()
+            .find_map(|line| line.strip_prefix("STAT maxconns "))
+            .and_then(|value| value.trim().parse().ok())
+    };
+    tokio::time::timeout(limit, ask).await.ok().flatten()
 }
 
 async fn shutdown_signal() {

@@ -65,13 +65,17 @@ async fn browser_origins_must_be_allowed() {
     ]);
     let url = bridge.url(&memcached.addr());
     let connections = memcached.stat("total_connections");
-    assert_eq!(
-        connect(&url, &[("origin", "https://evil.example")])
+    // A browser cannot read a refused handshake's status, so it gets a 101 and at once a
+    // close frame whose application code (4403) and reason say the Origin was refused.
+    for origin in ["https://evil.example", "null"] {
+        let mut ws = connect(&url, &[("origin", origin)])
             .await
-            .err(),
-        Some(403)
-    );
-    assert_eq!(connect(&url, &[("origin", "null")]).await.err(), Some(403));
+            .expect("a browser's handshake is answered");
+        let (code, reason, data) = read_close(&mut ws).await;
+        assert_eq!(u16::from(code), 4403, "{origin}");
+        assert!(reason.starts_with("Origin refused"), "{reason}");
+        assert!(data.is_empty());
+    }
     assert_eq!(memcached.stat("total_connections"), connections + 1);
     assert!(connect(&url, &[("origin", "https://dash.example.com")])
         .await
@@ -108,6 +112,21 @@ async fn a_token_is_required_when_configured_and_never_logged_or_exposed() {
     );
     assert_eq!(memcached.stat("total_connections"), connections + 1);
 
+    // A browser (it sends Origin) learns the same from a close frame it can read.
+    let mut page = connect(
+        &url,
+        &[
+            ("origin", &format!("http://{}", bridge.addr)),
+            ("sec-websocket-protocol", "binary, token.wrong"),
+        ],
+    )
+    .await
+    .expect("a browser's handshake is answered");
+    let (code, reason, _) = read_close(&mut page).await;
+    assert_eq!(u16::from(code), 4401);
+    assert_eq!(reason, "token refused: the token is not valid");
+    assert_eq!(memcached.stat("total_connections"), connections + 2);
+
     let mut script = connect(&url, &[("authorization", "Bearer first-token")])
         .await
         .unwrap();
@@ -136,7 +155,7 @@ async fn a_token_is_required_when_configured_and_never_logged_or_exposed() {
     );
     assert_eq!(
         bridge.metric("memcache_bridge_refusals_total{reason=\"wrong_token\"}"),
-        2
+        3
     );
     std::fs::remove_file(tokens).unwrap();
 }

@@ -4,8 +4,17 @@
 // in Node (the entry point passes the constructor).
 import { BridgeRefusedError, ConnectionError } from "./errors.js";
 
-/** The close code the bridge uses when it refuses a connection (policy violation). */
+/** The close code the bridge uses when it refuses a command (policy violation). */
 const CLOSE_POLICY_VIOLATION = 1008;
+/**
+ * Application close codes (4000 + the HTTP status) a bridge sends a browser whose handshake
+ * it refused, before any connection to memcached: a page cannot read a refused handshake's
+ * HTTP answer, but it can read a close frame. Each says what was refused.
+ */
+const HANDSHAKE_REFUSALS = new Map([
+  [4401, "the token was refused (missing or not valid)"],
+  [4403, "this page's Origin was refused (the bridge's --allow-origin does not list it)"],
+]);
 /** The subprotocol the bridge speaks: raw bytes in binary frames. */
 const BINARY_PROTOCOL = "binary";
 /**
@@ -66,7 +75,12 @@ export class WebSocketTransport {
       // The close event that follows carries the code and reason; report from there.
     };
     socket.onclose = (event) => {
-      if (event.code === CLOSE_POLICY_VIOLATION) {
+      const refused = HANDSHAKE_REFUSALS.get(event.code);
+      if (refused !== undefined) {
+        const why = event.reason ? `: ${event.reason}` : "";
+        this.fail(new BridgeRefusedError(`bridge refused ${address}: ${refused}${why}`,
+          { server: address, reason: event.reason, closeCode: event.code }));
+      } else if (event.code === CLOSE_POLICY_VIOLATION) {
         this.fail(new BridgeRefusedError(`bridge refused ${address}: ${event.reason || "no reason given"}`,
           { server: address, reason: event.reason, closeCode: event.code }));
       } else if (!this.open) {

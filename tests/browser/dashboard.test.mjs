@@ -417,7 +417,8 @@ test("a bridge that wants a token asks for it, explains a wrong one, and works w
     await p.click('#token-form button[type="submit"]');
     const refused = card(p, servers[0].address, "down");
     await refused.waitFor({ timeout: UI_TIMEOUT_MS });
-    assert.match(await refused.textContent(), /refused or dropped the connection.*--token-file/s);
+    // The bridge tells the page why (close code 4401), and the page passes it on.
+    assert.match(await refused.textContent(), /refused the token.*token was refused.*--token-file/s);
 
     await p.click("#change-token");
     await p.locator("#token-form").waitFor({ timeout: UI_TIMEOUT_MS });

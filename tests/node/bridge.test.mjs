@@ -2,7 +2,10 @@
 // server and on three; refusals surface as BRIDGE_REFUSED with the bridge's reason.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import net from "node:net";
+import WebSocketNode from "ws";
 import { Client } from "../../client-wasm/js/node.js";
+import { WebSocketTransport } from "../../client-wasm/js/websocket-transport.js";
 import { startMemcacheds } from "./support/servers.mjs";
 import { Bridge } from "./support/bridge.mjs";
 import { apiSuite } from "./support/api-suite.mjs";
@@ -52,6 +55,47 @@ test("bridge refusals: wrong token, missing token, unknown upstream are BRIDGE_R
   const mc = client(address, { bridge: bridge.url, token: "right" });
   assert.equal(await mc.set("k", "v"), true);
   assert.equal(await mc.get("k"), "v");
+});
+
+/** memcached's total_connections, over a connection of its own that memcached has closed. */
+function totalConnections(address) {
+  const [host, port] = address.split(":");
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const socket = net.connect(Number(port), host, () => socket.write("stats\r\nquit\r\n"));
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk) => { text += chunk; });
+    socket.on("error", reject);
+    socket.on("close", () => resolve(Number(/STAT total_connections (\d+)/.exec(text)[1])));
+  });
+}
+
+/** A WebSocket that behaves as a browser's: it sends an Origin and cannot see HTTP refusals. */
+function pageWebSocket(origin) {
+  return class extends WebSocketNode {
+    constructor(url, protocols) { super(url, protocols, { origin, perMessageDeflate: false }); }
+  };
+}
+
+test("a page whose Origin or token the bridge refuses is told which, and memcached is untouched", async () => {
+  const { address, bridge } = await setup({ tokens: ["right"] });
+  const connectionsBefore = await totalConnections(address);
+  const refusal = (origin, token) => new Promise((resolve) => {
+    new WebSocketTransport(address, { received() {}, failed: resolve },
+      { bridge: bridge.url, token, WebSocket: pageWebSocket(origin), isNodeWs: false });
+  });
+  const origin = await refusal("https://evil.example", "right");
+  assert.equal(origin.code, "BRIDGE_REFUSED");
+  assert.equal(origin.closeCode, 4403);
+  assert.match(origin.message, /Origin was refused/);
+  assert.equal(origin.server, address);
+  const token = await refusal(`http://127.0.0.1:${bridge.port}`, "wrong");
+  assert.equal(token.code, "BRIDGE_REFUSED");
+  assert.equal(token.closeCode, 4401);
+  assert.match(token.message, /token was refused/);
+  assert.match(token.reason, /not valid/);
+  // Only our own stats connections reached memcached: the refusals opened none.
+  assert.equal(await totalConnections(address), connectionsBefore + 1);
 });
 
 test("a read-only bridge lets reads through and refuses a write with close code 1008", async () => {

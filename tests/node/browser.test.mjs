@@ -26,7 +26,9 @@ before(async () => {
   profile = mkdtempSync(join(tmpdir(), "memcache-wasm-chromium-"));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    // refused.test is the bridge under a DNS name it does not trust as its own origin.
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--host-resolver-rules=MAP refused.test 127.0.0.1"],
   });
   page = browser.pages()[0] ?? (await browser.newPage());
   page.on("pageerror", (e) => pageErrors.push(String(e)));
@@ -58,7 +60,7 @@ test("a page imports js/browser.js and runs the API through the bridge on three 
     try { await mc.set("bad key", 1); } catch (e) { out.badKey = e.code; }
     try { new Client(addresses); } catch (e) { out.noBridge = e.code; }
     const denied = new Client(addresses, { bridge, token: "wrong" });
-    try { await denied.get("k"); } catch (e) { out.denied = e.code; }
+    try { await denied.get("k"); } catch (e) { out.denied = e.code; out.deniedMessage = e.message; out.deniedCloseCode = e.closeCode; }
     mc.close();
     return out;
   }, { addresses, bridge: bridge.url });
@@ -71,9 +73,41 @@ test("a page imports js/browser.js and runs the API through the bridge on three 
   assert.deepEqual(result.stats, [...addresses].sort());
   assert.equal(result.badKey, "BAD_KEY");
   assert.equal(result.noBridge, "BAD_ARGUMENT");
-  // Browsers hide why a handshake failed: a refused token is a connection error there.
-  assert.equal(result.denied, "CONNECTION_ERROR");
+  // Browsers hide why a handshake failed, so the bridge accepts a page's handshake and
+  // closes it at once with 4401 and a reason: the page learns that its token was refused.
+  assert.equal(result.denied, "BRIDGE_REFUSED");
+  assert.equal(result.deniedCloseCode, 4401);
+  assert.match(result.deniedMessage, /token was refused/);
   // What the page stored is what python-memcached would have stored.
   const stored = await Promise.all(addresses.map((a) => rawGet(a, "users:a")));
   assert.deepEqual(stored.filter(Boolean).map((s) => [s.flags, s.data.toString()]), [[16, "Ada"]]);
+});
+
+test("a page whose Origin the bridge refuses is told so (close code 4403), not a bare 1006", async () => {
+  const other = await browser.newPage();
+  try {
+    const errors = [];
+    other.on("pageerror", (e) => errors.push(String(e)));
+    // Same bridge, reached by a name: its Origin is neither listed nor an IP or localhost.
+    const origin = `http://refused.test:${bridge.port}`;
+    await other.goto(`${origin}/README.md`);
+    const result = await other.evaluate(async ({ addresses, bridge }) => {
+      const { Client } = await import("/js/browser.js");
+      const mc = new Client(addresses, { bridge, token: "browser-token", timeout: 3000 });
+      try {
+        await mc.get("k");
+        return { resolved: true };
+      } catch (e) {
+        return { code: e.code, closeCode: e.closeCode, message: e.message };
+      } finally {
+        mc.close();
+      }
+    }, { addresses: servers.map((s) => s.address), bridge: origin.replace("http:", "ws:") });
+    assert.deepEqual(errors, []);
+    assert.equal(result.code, "BRIDGE_REFUSED", JSON.stringify(result));
+    assert.equal(result.closeCode, 4403);
+    assert.match(result.message, /Origin was refused/);
+  } finally {
+    await other.close();
+  }
 });

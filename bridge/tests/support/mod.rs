@@ -34,8 +34,13 @@ impl Memcached {
     /// Starts memcached on a free port. Another test may take the same port between
     /// free_port() and memcached's bind; then this memcached exits and another port is tried.
     pub fn start() -> Memcached {
+        Memcached::start_with(&[])
+    }
+
+    /// Starts memcached with extra flags (they come last, so they win: `-c 64`).
+    pub fn start_with(extra: &[&str]) -> Memcached {
         for _ in 0..5 {
-            if let Some(memcached) = Memcached::try_start_on(free_port()) {
+            if let Some(memcached) = Memcached::try_start_on(free_port(), extra) {
                 return memcached;
             }
         }
@@ -43,11 +48,11 @@ impl Memcached {
     }
 
     pub fn start_on(port: u16) -> Memcached {
-        Memcached::try_start_on(port)
+        Memcached::try_start_on(port, &[])
             .unwrap_or_else(|| panic!("memcached did not start on port {port}"))
     }
 
-    fn try_start_on(port: u16) -> Option<Memcached> {
+    fn try_start_on(port: u16, extra: &[&str]) -> Option<Memcached> {
         let mut command = Command::new("/usr/bin/memcached");
         command.args([
             "-U",
@@ -61,6 +66,7 @@ impl Memcached {
             "-m",
             "64",
         ]);
+        command.args(extra);
         // memcached refuses to run as root unless told which user to be.
         if std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
@@ -169,12 +175,21 @@ pub struct Bridge {
 impl Bridge {
     /// Starts the bridge binary on a free port with these extra flags.
     pub fn start(flags: &[&str]) -> Bridge {
+        Bridge::start_logging(flags, "memcache_bridge=warn", None)
+    }
+
+    /// Starts the bridge with `RUST_LOG=filter`, its log going to `log` (else to our stderr).
+    pub fn start_logging(flags: &[&str], filter: &str, log: Option<&std::path::Path>) -> Bridge {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_memcache-bridge"))
             .args(["--listen", "127.0.0.1:0"])
             .args(flags)
-            .env("RUST_LOG", "memcache_bridge=warn")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start memcache-bridge");
         let mut line = String::new();
@@ -202,6 +217,32 @@ impl Bridge {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// A GET with extra request headers: (status, response head in lower case, body bytes).
+    pub fn request(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).unwrap();
+        let split = reply
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let head = String::from_utf8_lossy(&reply[..split]).to_ascii_lowercase();
+        let status = head[9..12].parse().unwrap();
+        (status, head, reply[split + 4..].to_vec())
     }
 
     /// A plain HTTP GET: (status, body).
@@ -329,7 +370,12 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn connect(bridge: &Bridge, upstream: &str) -> RawClient {
-        let mut stream = TcpStream::connect(&bridge.addr).unwrap();
+        RawClient::connect_to(&bridge.addr, upstream)
+    }
+
+    /// The same, given the bridge's address alone (for use off the test's thread).
+    pub fn connect_to(bridge_addr: &str, upstream: &str) -> RawClient {
+        let mut stream = TcpStream::connect(bridge_addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -337,7 +383,7 @@ impl RawClient {
             stream,
             "GET /memcached/{upstream} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            bridge.addr
+            bridge_addr
         )
         .unwrap();
         let mut head = Vec::new();
@@ -356,21 +402,32 @@ impl RawClient {
 
     /// Sends one masked binary frame.
     pub fn send(&mut self, payload: &[u8]) {
-        let mask = [0x12u8, 0x34, 0x56, 0x78];
-        let mut frame = vec![0x82u8];
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n < 65536 => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.stream.write_all(&frame).unwrap();
+        self.stream.write_all(&frame(0x2, payload)).unwrap();
     }
+}
+
+/// A masked, final client frame of `opcode` (0x2 binary, 0x9 ping, ...).
+pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    frame_start(opcode, payload.len(), payload)
+}
+
+/// The start of a masked, final client frame that announces `len` payload bytes but holds
+/// only `payload` (a prefix of them): the rest is never sent.
+pub fn frame_start(opcode: u8, len: usize, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x80 | opcode];
+    match len {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n < 65536 => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }

@@ -1,0 +1,49 @@
+//! What every connection task shares: the checked configuration, the handshake rules, the
+//! counters, the admission bounds and the static-file cache. server.rs builds it once;
+//! http.rs reads it and hands a relay only the parts the relay needs (relay.rs sees none of it).
+
+use std::sync::Arc;
+
+use crate::admission::Admission;
+use crate::config::Config;
+use crate::files::StaticFiles;
+use crate::handshake::Rules;
+use crate::metrics::Metrics;
+use crate::relay::RelaySettings;
+
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Config,
+    pub rules: Rules,
+    pub metrics: Arc<Metrics>,
+    pub admission: Admission,
+    pub relay: Arc<RelaySettings>,
+    pub files: Option<StaticFiles>,
+}
+
+impl Shared {
+    /// `upstream_limits`: each upstream with the most connections the bridge opens to it.
+    pub fn new(config: Config, upstream_limits: &[(String, usize)]) -> Shared {
+        Shared {
+            rules: Rules {
+                upstreams: config.upstreams.clone(),
+                allowed_origins: config.allowed_origins.clone(),
+                tokens: config.tokens.clone(),
+            },
+            metrics: Arc::new(Metrics::default()),
+            admission: Admission::new(
+                config.max_connections,
+                config.max_connections_per_client,
+                upstream_limits,
+            ),
+            relay: Arc::new(RelaySettings {
+                policy: config.policy.clone(),
+                max_message_size: config.max_message_size,
+                idle_timeout: config.idle_timeout,
+                connect_timeout: config.connect_timeout,
+            }),
+            files: config.www.clone().map(StaticFiles::new),
+            config,
+        }
+    }
+}
