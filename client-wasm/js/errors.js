@@ -69,7 +69,7 @@ export class ConnectionError extends MemcacheError {
 export class TimeoutError extends MemcacheError {
   constructor(message, details) { super("TIMEOUT", message, details); this.name = "TimeoutError"; }
 }
-/** The bridge refused the WebSocket (close code 1008); `reason` is its close reason. */
+/** The bridge refused the WebSocket: its Origin (close code 4403) or token (4401), or its policy (1008, e.g. a write through a read-only bridge); `reason` is its close reason, `status` the HTTP status of a refused handshake (Node). */
 export class BridgeRefusedError extends MemcacheError {
   constructor(message, details) { super("BRIDGE_REFUSED", message, details); this.name = "BridgeRefusedError"; }
 }
