@@ -14,6 +14,8 @@ import { normalizeServers, readOptions } from "./options.js";
 import { ServerConnection } from "./server-connection.js";
 import { Entry, LinkFailure, MetadumpScope, OP_HASHED, Op } from "./wire.js";
 
+/** setTimeout's longest delay; a longer one would fire at once (the engine asks again). */
+const MAX_TIMER_MS = 0x7fffffff;
 /** Op ids wrap within u32. */
 const MAX_OP_ID = 0xffffffff;
 
@@ -110,6 +112,7 @@ export class Client {
     this._nextId = 1;
     this._closed = false;
     this._crossing = false;
+    this._encoding = false;
     this._busy = false;
     this._timer = null;
     this._timerAt = Infinity;
@@ -194,7 +197,8 @@ export class Client {
   setMulti(mapping, options) {
     if (typeof options === "number") options = { expiry: options };
     return this._call(Op.SET_MULTI, [], (op, w) => {
-      const entries = mapping instanceof Map ? [...mapping] : Object.entries(mapping ?? {});
+      if (mapping === null || typeof mapping !== "object") throw new BadArgumentError("setMulti takes an object or a Map of keys to values");
+      const entries = mapping instanceof Map ? [...mapping] : Object.entries(mapping);
       const prefix = prefixOption(options);
       const expiry = checkExpiry(options?.expiry ?? options?.time ?? 0);
       const minCompressLen = this._compressArg(options?.minCompressLen ?? options?.min_compress_len);
@@ -334,7 +338,7 @@ export class Client {
 
   _single(opcode, key) {
     const op = this._begin(opcode, undefined);
-    if (op === null) return closedPromise();
+    if (op === null) return this._refused();
     try {
       this._writeKey(this._writer, "", checkKey(key));
     } catch (e) {
@@ -345,7 +349,7 @@ export class Client {
 
   _counter(opcode, key, delta) {
     const op = this._begin(opcode, undefined);
-    if (op === null) return closedPromise();
+    if (op === null) return this._refused();
     try {
       const k = checkKey(key);
       const d = checkDelta(delta);
@@ -359,7 +363,7 @@ export class Client {
 
   _store(opcode, key, value, expiry, options, cas) {
     const op = this._begin(opcode, undefined);
-    if (op === null) return closedPromise();
+    if (op === null) return this._refused();
     const w = this._writer;
     try {
       const k = checkKey(key);
@@ -413,7 +417,11 @@ export class Client {
 
   /** Starts an op in the batch: its header is written, its body comes next (null: closed). */
   _begin(opcode, initial) {
-    if (this._closed) return null;
+    // Closed, or called by user code (a serializer, toJSON, a hash function, a mapping's
+    // getter) while another call is being written: its bytes would land inside that
+    // call's. Both answer through _refused().
+    if (this._closed || this._encoding) return null;
+    this._encoding = true;
     const id = this._nextId;
     this._nextId = id >= MAX_OP_ID ? 1 : id + 1;
     const op = new Operation(opcode, id);
@@ -423,14 +431,22 @@ export class Client {
     return op;
   }
 
+  /** Why a call could not begin: the client is closed, or a call is being written. */
+  _refused() {
+    if (this._closed) return closedPromise();
+    return Promise.reject(new BadArgumentError("a client call was made from inside a serializer, toJSON or hash function while another call was being written; make it after that call returns"));
+  }
+
   /** Takes a half-written op out of the batch and rejects it: nothing of it is sent. */
   _abort(op, e) {
+    this._encoding = false;
     this._writer.length = op.start;
     return Promise.reject(e instanceof MemcacheError ? e : new BadArgumentError(e?.message ?? String(e), { cause: e }));
   }
 
   /** The op is in the batch: it crosses with the others of this tick. */
   _queue(op) {
+    this._encoding = false;
     const promise = new Promise(captureSettlers);
     op.resolve = settlers.resolve;
     op.reject = settlers.reject;
@@ -445,7 +461,7 @@ export class Client {
   /** Writes one call with `encode(op, writer)` (the calls that are not on the hot path). */
   _call(opcode, initial, encode) {
     const op = this._begin(opcode, initial);
-    if (op === null) return closedPromise();
+    if (op === null) return this._refused();
     try {
       encode(op, this._writer);
     } catch (e) {
@@ -532,7 +548,9 @@ export class Client {
       const wake = r.f64();
       const ops = this._ops;
       const servers = this._servers;
-      while (!r.done) {
+      // A client closed during this crossing (by a serializer it called) stops here: its
+      // calls have failed, its sockets are closed.
+      while (!r.done && !this._closed) {
         switch (r.u8()) {
           case Entry.OUTCOME: {
             const id = r.u32();
@@ -596,7 +614,7 @@ export class Client {
     if (this._timer !== null && this._timerAt <= wake) return;
     if (this._timer !== null) clearTimeout(this._timer);
     // +1: a timer may fire within the millisecond it was asked for; the engine counts whole ms.
-    const delay = Math.max(0, Math.ceil(wake - now()) + 1);
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(wake - now()) + 1));
     this._timerAt = wake;
     const timer = setTimeout(this._onTimer, delay);
     // Sockets with calls in flight keep Node alive (setBusy); the timer alone does not, so a

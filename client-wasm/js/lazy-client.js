@@ -24,8 +24,10 @@ export class Client {
     const settings = readOptions(options, { canTcp: hostHasTcp() });
     this._client = null;
     this._closed = false;
-    // Listeners added before the load, handed to the engine-backed client when it exists.
+    // Listeners added and calls made before the load, handed to the engine-backed client
+    // when it exists.
     this._listeners = [];
+    this._waiting = [];
     if (engineLoaded()) {
       this._attach(new EngineClient(servers, options));
       return;
@@ -56,50 +58,72 @@ export class Client {
     return this;
   }
 
-  /** The engine-backed client is there: it gets the listeners added so far. */
+  /** The engine-backed client is there: it gets the listeners added so far, then the calls
+   *  that waited, in the order they were made (or CLOSED if close() came meanwhile). */
   _attach(client) {
     this._client = client;
     this._args = null;
     for (const [event, listener] of this._listeners) client.on(event, listener);
     this._listeners = [];
+    if (this._closed) client.close();
+    for (const call of this._waiting.splice(0)) {
+      let result;
+      try {
+        result = Promise.resolve(client[call.name](...call.args));
+      } catch (e) {
+        result = Promise.reject(e);
+      }
+      call.settle(result);
+    }
     return client;
   }
 
   /** Closes every connection; pending and later calls reject with CLOSED. */
   close() {
     this._closed = true;
-    return this._client !== null ? this._client.close() : Promise.resolve();
+    if (this._client !== null) return this._client.close();
+    for (const call of this._waiting.splice(0)) call.settle(Promise.reject(new ClosedError("the client was closed")));
+    return Promise.resolve();
   }
 
   /** The engine-backed client, once the engine has loaded (one load per client waits). */
   _whenReady() {
     if (this._ready === null) {
-      this._ready = loadEngine().then(() => this._client ?? this._attach(new EngineClient(...this._args)));
-      // A failed load is retried by the next call (loadEngine starts again).
-      this._ready.catch(() => { this._ready = null; });
+      this._ready = loadEngine().then(
+        () => {
+          if (this._client === null) this._attach(new EngineClient(...this._args));
+        },
+        (e) => {
+          // A failed load fails the calls waiting for it; the next call tries again.
+          this._ready = null;
+          for (const call of this._waiting.splice(0)) call.settle(Promise.reject(e));
+        },
+      );
     }
     return this._ready;
   }
 
-  /** One call made before the load: waits for it, bounded by the client's timeout. */
+  /**
+   * One call made before the load: it waits in order with the others, bounded by the
+   * client's timeout, and runs as soon as the engine-backed client exists (_attach issues
+   * every waiting call at once, so a later call cannot overtake it).
+   */
   _waitThen(name, args) {
     if (this._closed) return Promise.reject(new ClosedError("the client is closed"));
-    let timer;
-    const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`the memcache-wasm engine did not load within ${this._timeout} ms`)), this._timeout);
-      if (typeof timer === "object" && typeof timer.unref === "function") timer.unref();
+    return new Promise((resolve, reject) => {
+      const call = {
+        name,
+        args,
+        settle: (result) => { clearTimeout(call.timer); result.then(resolve, reject); },
+        timer: setTimeout(() => {
+          this._waiting = this._waiting.filter((c) => c !== call);
+          reject(new TimeoutError(`the memcache-wasm engine did not load within ${this._timeout} ms`));
+        }, this._timeout),
+      };
+      if (typeof call.timer === "object" && typeof call.timer.unref === "function") call.timer.unref();
+      this._waiting.push(call);
+      this._whenReady();
     });
-    return Promise.race([this._whenReady(), timeout]).then(
-      (client) => {
-        clearTimeout(timer);
-        if (this._closed) {
-          client.close();
-          throw new ClosedError("the client was closed");
-        }
-        return client[name](...args);
-      },
-      (e) => { clearTimeout(timer); throw e; },
-    );
   }
 }
 

@@ -406,6 +406,7 @@ export class OpTable {
 
   /** Doubles until `id` and every call in the table have slots of their own; false at the cap. */
   grow(id) {
+    if (this.slots.length >= MAX_TABLE_SLOTS) return false;
     const live = this.slots.filter((op) => op !== null);
     for (let slots = this.slots.length * 2; slots <= MAX_TABLE_SLOTS; slots *= 2) {
       const mask = slots - 1;

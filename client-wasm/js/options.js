@@ -71,6 +71,24 @@ function describe(value) {
   return typeof value === "object" || typeof value === "function" ? typeof value : String(value);
 }
 
+/** memcached's well-known port, used when an address names none (as python-memcached). */
+const DEFAULT_PORT = 11211;
+
+/**
+ * "host:port", "[v6]:port", "inet:host:port", "inet6:[v6]:port" or "unix:/path" (the forms
+ * python-memcached reads) to `net.connect` options; anything else is BAD_ARGUMENT.
+ */
+export function parseAddress(address) {
+  let m = /^unix:(.+)$/.exec(address);
+  if (m) return { path: m[1] };
+  m = /^(?:inet6:)?\[([^\]]+)\](?::(\d+))?$/.exec(address) ?? /^(?:inet:)?([^:\s\[\]]+)(?::(\d+))?$/.exec(address);
+  if (m) {
+    const port = m[2] ? Number(m[2]) : DEFAULT_PORT;
+    if (port >= 1 && port <= 65535) return { host: m[1], port };
+  }
+  throw new BadArgumentError(`bad server address ${JSON.stringify(address)}: expected "host:port", "[v6]:port" or "unix:/path" (port 1-65535)`);
+}
+
 /** servers as python-memcached takes them: "host:port", ["host:port", weight], or {address, weight}. */
 export function normalizeServers(servers) {
   if (typeof servers === "string") servers = [servers];
@@ -88,6 +106,7 @@ export function normalizeServers(servers) {
     if (!Number.isInteger(weight) || weight < 1 || weight > 0xffff) {
       throw new BadArgumentError(`bad weight ${weight} for server ${address}: an integer from 1 to 65535`);
     }
+    parseAddress(address);
     return { address, weight };
   });
 }
@@ -137,6 +156,9 @@ export function readOptions(options, { canTcp }) {
   else if (hash !== "crc32" && hash !== "crc32-old") throw new BadArgumentError(`option hashFunction must be "crc32", "crc32-old" or a function, got ${describe(hash)}`);
   const distribution = options.distribution ?? "modula";
   if (distribution !== "modula" && distribution !== "ketama") throw new BadArgumentError(`option distribution must be "modula" or "ketama", got ${describe(distribution)}`);
+  if (distribution === "ketama" && hashName !== "crc32") {
+    throw new BadArgumentError("ketama hashes keys with md5 as libmemcached does: option hashFunction applies to the modula distribution only");
+  }
 
   const serializer = options.serializer ?? "json";
   let customSerializer = null;

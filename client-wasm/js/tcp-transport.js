@@ -5,9 +5,7 @@
 // retries) stays in the engine.
 import net from "node:net";
 import { ConnectionError } from "./errors.js";
-
-/** memcached's well-known port, used when an address names none (as python-memcached). */
-const DEFAULT_PORT = 11211;
+import { parseAddress } from "./options.js";
 
 /**
  * Idle time before the first keepalive probe. Linux's default is two hours; a minute
@@ -15,17 +13,6 @@ const DEFAULT_PORT = 11211;
  * idle, long before a request would have to time out on it.
  */
 const KEEPALIVE_DELAY_MS = 60_000;
-
-/** "host:port", "[v6]:port", "inet:host:port", "inet6:[v6]:port" or "unix:/path" to net options. */
-export function parseAddress(address) {
-  let m = /^unix:(.+)$/.exec(address);
-  if (m) return { path: m[1] };
-  m = /^(?:inet6:)?\[([^\]]+)\](?::(\d+))?$/.exec(address);
-  if (m) return { host: m[1], port: m[2] ? Number(m[2]) : DEFAULT_PORT };
-  m = /^(?:inet:)?([^:]+)(?::(\d+))?$/.exec(address);
-  if (m) return { host: m[1], port: m[2] ? Number(m[2]) : DEFAULT_PORT };
-  throw new ConnectionError(`cannot parse server address ${JSON.stringify(address)}`, { server: address });
-}
 
 export class TcpTransport {
   constructor(address, sink) {

@@ -177,6 +177,11 @@ impl<T> Connection<T> {
         self.pending.front().map(|p| &p.tag)
     }
 
+    /// The oldest waiting request's tag, to change.
+    pub fn oldest_mut(&mut self) -> Option<&mut T> {
+        self.pending.front_mut().map(|p| &mut p.tag)
+    }
+
     /// The tag of the request pushed last, while it waits.
     pub fn newest_mut(&mut self) -> Option<&mut T> {
         self.pending.back_mut().map(|p| &mut p.tag)

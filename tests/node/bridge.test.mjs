@@ -81,7 +81,7 @@ test("a page whose Origin or token the bridge refuses is told which, and memcach
   const { address, bridge } = await setup({ tokens: ["right"] });
   const connectionsBefore = await totalConnections(address);
   const refusal = (origin, token) => new Promise((resolve) => {
-    new WebSocketTransport(address, { received() {}, failed: resolve },
+    new WebSocketTransport(address, { connected() {}, received() {}, failed: resolve },
       { bridge: bridge.url, token, WebSocket: pageWebSocket(origin), isNodeWs: false });
   });
   const origin = await refusal("https://evil.example", "right");

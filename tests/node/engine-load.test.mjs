@@ -149,3 +149,17 @@ test("listeners added before the engine loads hear the events, and on/off stay s
     heard: [["127.0.0.1:1", "CONNECTION_ERROR"]],
   });
 });
+
+test("a call made before the load is sent before a call made after it (no overtaking)", async () => {
+  const out = await fresh(`
+    const mc = new Client([SERVER]);
+    const first = mc.set("order", "first");
+    await init();
+    const second = mc.set("order", "second");
+    const stored = await Promise.all([first, second]);
+    const value = await mc.get("order");
+    await mc.close();
+    return { stored, value };
+  `);
+  assert.deepEqual(out, { stored: [true, true], value: "second" });
+});

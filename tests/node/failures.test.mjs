@@ -269,3 +269,18 @@ test("a script exits once its calls are answered (no close needed), and not befo
   assert.match(hung.out, /TIMEOUT/);
   assert.ok(hung.ms >= 700, `exited after ${hung.ms} ms, before the timeout`);
 });
+
+test("a call made from inside a serializer while another is being written is refused; the outer call is unharmed", async () => {
+  let nested;
+  const { mc } = await oneServer({
+    serializer: {
+      serialize: (v) => { nested = mc.set("nested", "x").catch((e) => e); return JSON.stringify(v); },
+      deserialize: (b) => JSON.parse(new TextDecoder().decode(b)),
+    },
+  });
+  assert.equal(await mc.set("outer", { a: 1 }), true);
+  const refused = await nested;
+  assert.ok(refused instanceof MemcacheError && refused.code === "BAD_ARGUMENT", String(refused));
+  assert.deepEqual(await mc.get("outer"), { a: 1 });
+  assert.equal(await mc.get("nested"), undefined);
+});

@@ -126,3 +126,15 @@ test("timeout is 3000 ms by default", async () => {
   assert.equal(error.code, "TIMEOUT", error.message);
   assert.ok(elapsed >= 2950 && elapsed < 5000, `TIMEOUT after ${elapsed} ms with the default timeout`);
 });
+
+test("server addresses and option combinations the engine would refuse are refused by the constructor", () => {
+  for (const address of ["host:abc", "host:0", "host:70000", "[::1", "two words:11211", ""]) {
+    assert.throws(() => new Client([address]), (e) => e instanceof MemcacheError && e.code === "BAD_ARGUMENT", address);
+  }
+  for (const address of ["127.0.0.1:11211", "localhost", "[::1]:11211", "inet6:[::1]:1", "unix:/tmp/memcached.sock"]) {
+    new Client([address]).close();
+  }
+  assert.throws(() => new Client(["127.0.0.1:11211"], { distribution: "ketama", hashFunction: () => 1 }),
+    (e) => e.code === "BAD_ARGUMENT" && /ketama/.test(e.message));
+});
+

@@ -53,6 +53,11 @@ impl GetLine {
         (0..self.len()).map(|k| self.key(k))
     }
 
+    /// The bytes its buffers hold room for (what keeping it for reuse costs).
+    pub fn capacity_bytes(&self) -> usize {
+        self.key_bytes.capacity() + self.key_ends.capacity() * 4 + self.indices.capacity() * 4
+    }
+
     /// Empties the line, keeping its buffers for the next one.
     pub fn clear(&mut self) {
         self.key_bytes.clear();

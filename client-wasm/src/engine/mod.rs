@@ -182,8 +182,11 @@ struct Spare {
     hits: Vec<Option<usize>>,
 }
 
-/// Answered get lines kept for reuse; beyond this many they are dropped.
+/// Answered get lines kept for reuse: at most this many, each holding at most this many
+/// bytes of keys (a line grown by a huge multi-get is dropped), so the spares stay under
+/// about 1 MiB per client.
 const MAX_SPARE_LINES: usize = 64;
+const MAX_SPARE_LINE_BYTES: usize = 16 * 1024;
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self> {
@@ -271,6 +274,11 @@ impl Engine {
     ) -> Result<()> {
         self.check_server(server)?;
         self.begin(now, out);
+        if self.servers[server].link == Link::Closed {
+            // Bytes from a socket the engine already gave up on (JavaScript is closing it).
+            self.finish(out);
+            return Ok(());
+        }
         let mut o = Out(out);
         let Engine {
             servers,
@@ -306,13 +314,35 @@ impl Engine {
         if metadump_finished {
             s.metadump_done();
         }
+        // A dump streams for as long as the cache is large: while its lines keep coming, its
+        // deadline moves (as python-memcached's socket_timeout counts per read); a dump that
+        // stalls still times out.
+        if !chunk.is_empty() {
+            if let Some(w) = s.connection.oldest_mut() {
+                if matches!(
+                    w.awaiting,
+                    Awaiting::Single {
+                        reply: Reply::Metadump,
+                        ..
+                    }
+                ) {
+                    w.deadline = w
+                        .deadline
+                        .max(self.now.saturating_add(self.timing.timeout_ms));
+                }
+            }
+        }
         for items in ctx.spare.items.drain(..) {
             s.connection.recycle(items);
         }
         s.dirty = true;
         match (received, probe) {
             (Err(error), _) => {
-                let error = Error::Protocol(format!("{}: {error}", self.servers[server].address));
+                let address = &self.servers[server].address;
+                let error = match error {
+                    Error::Protocol(text) => Error::Protocol(format!("{address}: {text}")),
+                    other => Error::Protocol(format!("{address}: {other}")),
+                };
                 self.fail_server(server, error, true, &mut o);
             }
             (Ok(()), Some(true)) => {
@@ -363,13 +393,11 @@ impl Engine {
         if s.link == Link::Closed {
             // A socket the engine already gave up on: nothing waits on it.
         } else if kind == link_failure::BRIDGE_REFUSED {
-            // Policy, not a dead server: the calls fail, the next one asks again.
-            self.fail_server(
-                server,
-                Error::BridgeRefused(message.to_string()),
-                false,
-                &mut o,
-            );
+            // Policy, not a dead server: the calls fail, the next one asks again. A refused
+            // probe counts, so the server is probed again later (never left waiting).
+            let failure = !s.health.is_up();
+            let error = Error::BridgeRefused(message.to_string());
+            self.fail_server(server, error, failure, &mut o);
         } else if s.link == Link::Open && !s.is_busy() {
             // A socket that closes while idle is no failure (memcached restarts, idle
             // timeouts): the next request reconnects.
@@ -385,10 +413,13 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: u64, out: &mut Vec<u8>) {
         self.begin(now, out);
         let mut o = Out(out);
+        let now = self.now;
         for server in 0..self.servers.len() {
             let s = &self.servers[server];
-            // A connection not made in time is a connection failure; a request not answered
-            // in time is a timeout.
+            let request_overdue = s.connection.oldest().is_some_and(|w| w.deadline <= now);
+            // A connection not made in time is a connection failure (also when a request's
+            // shorter timeout ends the wait first); a request not answered in time on an
+            // open connection is a timeout.
             let overdue = match s.link {
                 Link::Connecting { deadline } if deadline <= now => {
                     Some(Error::Connection(format!(
@@ -396,22 +427,22 @@ impl Engine {
                         s.address, self.timing.connect_timeout_ms
                     )))
                 }
-                _ => match s.connection.oldest() {
-                    Some(w) if w.deadline <= now => Some(Error::Timeout(format!(
-                        "{} did not answer within {} ms",
-                        s.address, self.timing.timeout_ms
-                    ))),
-                    _ => None,
-                },
+                Link::Connecting { .. } if request_overdue => Some(Error::Connection(format!(
+                    "{}: the connection was not made within the request timeout ({} ms)",
+                    s.address, self.timing.timeout_ms
+                ))),
+                _ if request_overdue => Some(Error::Timeout(format!(
+                    "{} did not answer within {} ms",
+                    s.address, self.timing.timeout_ms
+                ))),
+                _ => None,
             };
             if let Some(error) = overdue {
-                o.server_entry(entry::CLOSE, server);
                 self.fail_server(server, error, true, &mut o);
             }
-            let s = &mut self.servers[server];
-            if let Some(at) = s.health.probe_due() {
+            if let Some(at) = self.servers[server].health.probe_due() {
                 if at <= now {
-                    self.start_probe(server);
+                    self.start_probe(server, &mut o);
                 }
             }
         }
@@ -477,6 +508,11 @@ impl Engine {
     /// Fails everything waiting on the server's link with `error`; a `failure` also counts
     /// against its health (it may go down).
     fn fail_server(&mut self, server: usize, error: Error, failure: bool, o: &mut Out) {
+        if self.servers[server].link != Link::Closed {
+            // The engine gives up on this socket: JavaScript closes it (after a loss it
+            // reported itself, it already has and the entry changes nothing).
+            o.server_entry(entry::CLOSE, server);
+        }
         let waiting = self.servers[server].drop_link();
         let mut ctx = Ctx {
             codec: &self.codec,
@@ -500,7 +536,7 @@ impl Engine {
     }
 
     /// A down server's retry: a new connection and a `version` on it.
-    fn start_probe(&mut self, server: usize) {
+    fn start_probe(&mut self, server: usize, o: &mut Out) {
         let deadline = self.now.saturating_add(self.timing.timeout_ms);
         let s = &mut self.servers[server];
         if let Health::Down {
@@ -514,6 +550,7 @@ impl Engine {
             };
         }
         if s.link != Link::Closed {
+            o.server_entry(entry::CLOSE, server);
             s.drop_link();
         }
         // `version` always encodes.
@@ -602,7 +639,11 @@ impl Engine {
                 let (flags, data) = self
                     .encode(key.key, value, *min_compress_len)
                     .map_err(plain)?;
-                let server = self.route(key, key.key).map_err(plain)?;
+                let servers = &self.servers;
+                let server = self
+                    .router
+                    .server_for_checked(key, key.key, |i| servers[i].health.is_up())
+                    .map_err(plain)?;
                 let exptime = i64::from(*expiry);
                 let request = match cas {
                     Some(cas) => Request::Cas {
@@ -975,7 +1016,9 @@ impl Ctx<'_> {
                 Response::Values(items) => {
                     self.split_values(&line, &items, o);
                     self.spare.items.push(items);
-                    if self.spare.lines.len() < MAX_SPARE_LINES {
+                    if self.spare.lines.len() < MAX_SPARE_LINES
+                        && line.capacity_bytes() <= MAX_SPARE_LINE_BYTES
+                    {
                         line.clear();
                         self.spare.lines.push(line);
                     }

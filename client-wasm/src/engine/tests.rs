@@ -840,3 +840,68 @@ fn empty_multi_ops_settle_at_once() {
     assert_eq!(out.outcomes(), vec![(1, Rec::Done), (2, Rec::Done)]);
     assert!(out.writes().is_empty());
 }
+
+#[test]
+fn a_refused_probe_is_probed_again_later_never_left_waiting() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"k"));
+    h.lost(1, 0);
+    assert!(h.tick(1).has(&Entry::Connect(0)), "the probe");
+    // A bridge (or a proxy in front of it) refuses the probe's socket.
+    h.engine
+        .connection_lost(2, 0, link_failure::BRIDGE_REFUSED, "HTTP 503", &mut h.out)
+        .unwrap();
+    let out = decode(&h.out);
+    assert_eq!(
+        out.wake,
+        Some(102),
+        "the next probe is due after the backoff"
+    );
+    assert!(h.tick(102).has(&Entry::Connect(0)));
+}
+
+#[test]
+fn garbage_closes_the_socket_the_engine_gave_up_on() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"a"));
+    h.open_all(0);
+    let out = h.receive(1, 0, b"BOGUS\r\n");
+    assert!(out.has(&Entry::Close(0)), "{out:?}");
+    // Bytes the old socket still delivers count for nothing: the link is closed.
+    assert!(h.receive(2, 0, b"more").entries.is_empty());
+    assert_eq!(
+        h.tick(2).entries,
+        vec![Entry::Connect(0)],
+        "the probe at once, as after one failure"
+    );
+}
+
+#[test]
+fn a_metadump_that_keeps_streaming_does_not_time_out_one_that_stalls_does() {
+    let mut h = Harness::new(1);
+    h.submit(0, metadump(Batch::default(), 1, 0));
+    h.open_all(0);
+    for t in [2_000, 4_000, 6_000] {
+        h.receive(t, 0, b"key=a exp=-1 la=1 cas=1 fetch=no cls=1 size=60\n");
+        assert!(
+            h.tick(t + 1).entries.is_empty(),
+            "still streaming at {t} ms"
+        );
+    }
+    let out = h.tick(9_000);
+    assert_eq!(errors(&out), vec![(1, "TIMEOUT")], "{out:?}");
+}
+
+#[test]
+fn a_request_timeout_shorter_than_connect_timeout_fails_the_connection_not_the_server_answer() {
+    let mut h = Harness::new(1);
+    h.engine.timing.timeout_ms = 500;
+    h.submit(0, Batch::default().get(1, b"k"));
+    let out = h.tick(500);
+    let [(1, Rec::Error(e))] = &out.outcomes()[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(e.code, "CONNECTION_ERROR");
+    assert!(e.message.contains("request timeout"), "{}", e.message);
+    assert!(out.has(&Entry::Close(0)));
+}
