@@ -17,6 +17,9 @@ import { chromium } from "playwright-core";
 import { startMemcacheds } from "../node/support/servers.mjs";
 import { Bridge } from "../node/support/bridge.mjs";
 import { rawGet } from "../node/support/raw.mjs";
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { extname, normalize } from "node:path";
 
 const execFile = promisify(execFileCb);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -31,8 +34,32 @@ const CHROMIUM = "/usr/bin/chromium";
 const BUILD_TIMEOUT_MS = 120_000;
 const PAGE_TIMEOUT_MS = 20_000;
 
-let server, bridge, browser, profile;
+let server, bridge, browser, profile, pages;
 const sizes = [];
+
+/** The content types of what the plain pages load. */
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
+
+/**
+ * A plain static server for WORK, for the pages with inline scripts (an import map must be
+ * inline): the bridge sends `script-src 'self' 'wasm-unsafe-eval'` with its --www files,
+ * which refuses them, as it should for its dashboard. The pages still talk to the bridge.
+ */
+function startPageServer() {
+  return new Promise((resolve) => {
+    const http = createServer(async (req, res) => {
+      const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+      if (path.includes("..")) { res.writeHead(400).end(); return; }
+      try {
+        const body = await readFile(join(WORK, path));
+        res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream" }).end(body);
+      } catch {
+        res.writeHead(404).end();
+      }
+    });
+    http.listen(0, "127.0.0.1", () => resolve({ http, origin: `http://127.0.0.1:${http.address().port}` }));
+  });
+}
 
 function html(script, { csp } = {}) {
   const meta = csp ? `<meta http-equiv="Content-Security-Policy" content="${csp}">\n` : "";
@@ -80,7 +107,8 @@ before(async () => {
   execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", join(WORK, filename)], { cwd: WORK });
   [server] = await startMemcacheds(1);
   // The bridge serves WORK, so each page (and /node_modules for the import map) is same-origin.
-  bridge = await Bridge.start({ upstreams: [server.address], www: WORK });
+  pages = await startPageServer();
+  bridge = await Bridge.start({ upstreams: [server.address], www: WORK, allowOrigins: [pages.origin] });
   profile = mkdtempSync(join(tmpdir(), "memcache-wasm-bundlers-"));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -92,6 +120,7 @@ after(async () => {
   await browser?.close();
   await bridge?.stop();
   await server?.stop();
+  await new Promise((resolve) => (pages ? pages.http.close(resolve) : resolve()));
   if (profile) rmSync(profile, { recursive: true, force: true });
   if (sizes.length > 0) {
     writeFileSync(join(ROOT, "tests", "artifacts", "bundle-sizes.json"), JSON.stringify(sizes, null, 2) + "\n");
@@ -100,15 +129,16 @@ after(async () => {
   }
 });
 
-/** Opens /<path>?... and returns what the page wrote into #out, with its console errors. */
-async function runPage(path, params) {
+/** Opens /<path>?... (from the bridge, or from `origin`) and returns what the page wrote into
+ *  #out, with its console errors. */
+async function runPage(path, params, origin = `http://127.0.0.1:${bridge.port}`) {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   try {
     const query = new URLSearchParams({ server: server.address, bridge: bridge.url, ...params });
-    await page.goto(`http://127.0.0.1:${bridge.port}/${path}?${query}`);
+    await page.goto(`${origin}/${path}?${query}`);
     await page.waitForSelector("body[data-done]", { timeout: PAGE_TIMEOUT_MS });
     return { result: JSON.parse(await page.textContent("#out")), errors };
   } finally {
@@ -117,8 +147,8 @@ async function runPage(path, params) {
 }
 
 /** The page of `name` stored its value through the bridge; memcached holds it as JSON (flag 1). */
-async function assertPageWorked(name, path) {
-  const { result, errors } = await runPage(path, { name });
+async function assertPageWorked(name, path, origin) {
+  const { result, errors } = await runPage(path, { name }, origin);
   assert.deepEqual(errors, [], `${name}: errors in the page`);
   assert.deepEqual(result, {
     name, stored: true, value: { bundler: name, rows: [1, 2, 3] }, server: server.address, badKey: "BAD_KEY",
@@ -176,17 +206,17 @@ test("a plain <script type=module> with an import map: the package unbundled, fr
   const dir = project("importmap");
   const map = `<script type="importmap">{ "imports": { "memcache-wasm": "/node_modules/memcache-wasm/js/browser.js" } }</script>`;
   writeFileSync(join(dir, "index.html"), html(`${map}\n<script type="module" src="app.js"></script>`));
-  await assertPageWorked("importmap", "importmap/index.html");
+  await assertPageWorked("importmap", "importmap/index.html", pages.origin);
 });
 
 test("init({ wasm }) takes a URL, a Response, bytes or a Module; a failed load is caught by the page", async () => {
   cpSync(join(FIXTURES, "init.html"), join(WORK, "init.html"));
   for (const mode of ["default", "url", "response", "bytes", "module"]) {
-    const { result, errors } = await runPage("init.html", { mode });
+    const { result, errors } = await runPage("init.html", { mode }, pages.origin);
     assert.deepEqual(errors, [], `${mode}: errors in the page`);
     assert.deepEqual(result, { mode, early: "ENGINE_NOT_READY", stored: true, value: mode, fetchedWasm: mode !== "default" }, mode);
   }
-  const { result, errors } = await runPage("init.html", { mode: "fail" });
+  const { result, errors } = await runPage("init.html", { mode: "fail" }, pages.origin);
   // The browser logs the missing engine's 404s (init's, then the call's retry), nothing else.
   assert.ok(errors.length >= 1 && errors.every((e) => /404/.test(e)), errors.join("\n"));
   assert.deepEqual(result, {

@@ -21,8 +21,9 @@ export function bridgeBinary() {
 }
 
 export class Bridge {
-  /** @param {{upstreams: string[], tokens?: string[], readOnly?: boolean, www?: string}} options */
-  static async start({ upstreams, tokens, readOnly, www }) {
+  /** @param {{upstreams: string[], tokens?: string[], readOnly?: boolean, www?: string, allowOrigins?: string[]}} options
+   *  `allowOrigins`: --allow-origin for each, beside the bridge's own origin (the pages it serves). */
+  static async start({ upstreams, tokens, readOnly, www, allowOrigins }) {
     const b = new Bridge();
     b.port = await freePort();
     b.url = `ws://127.0.0.1:${b.port}`;
@@ -35,6 +36,9 @@ export class Bridge {
       args.push("--token-file", file);
     }
     if (readOnly) args.push("--read-only");
+    if (allowOrigins) {
+      for (const origin of [`http://127.0.0.1:${b.port}`, ...allowOrigins]) args.push("--allow-origin", origin);
+    }
     if (www) args.push("--www", www);
     b.stderr = "";
     b.child = spawn(bridgeBinary(), args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
