@@ -17,9 +17,7 @@ import { chromium } from "playwright-core";
 import { startMemcacheds } from "../node/support/servers.mjs";
 import { Bridge } from "../node/support/bridge.mjs";
 import { rawGet } from "../node/support/raw.mjs";
-import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
-import { extname, normalize } from "node:path";
+import { startPageServer } from "./page-server.mjs";
 
 const execFile = promisify(execFileCb);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -36,30 +34,6 @@ const PAGE_TIMEOUT_MS = 20_000;
 
 let server, bridge, browser, profile, pages;
 const sizes = [];
-
-/** The content types of what the plain pages load. */
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
-
-/**
- * A plain static server for WORK, for the pages with inline scripts (an import map must be
- * inline): the bridge sends `script-src 'self' 'wasm-unsafe-eval'` with its --www files,
- * which refuses them, as it should for its dashboard. The pages still talk to the bridge.
- */
-function startPageServer() {
-  return new Promise((resolve) => {
-    const http = createServer(async (req, res) => {
-      const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
-      if (path.includes("..")) { res.writeHead(400).end(); return; }
-      try {
-        const body = await readFile(join(WORK, path));
-        res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream" }).end(body);
-      } catch {
-        res.writeHead(404).end();
-      }
-    });
-    http.listen(0, "127.0.0.1", () => resolve({ http, origin: `http://127.0.0.1:${http.address().port}` }));
-  });
-}
 
 function html(script, { csp } = {}) {
   const meta = csp ? `<meta http-equiv="Content-Security-Policy" content="${csp}">\n` : "";
@@ -107,7 +81,8 @@ before(async () => {
   execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", join(WORK, filename)], { cwd: WORK });
   [server] = await startMemcacheds(1);
   // The bridge serves WORK, so each page (and /node_modules for the import map) is same-origin.
-  pages = await startPageServer();
+  // The pages with inline scripts (the import map, init.html) come from a plain server.
+  pages = await startPageServer(WORK);
   bridge = await Bridge.start({ upstreams: [server.address], www: WORK, allowOrigins: [pages.origin] });
   profile = mkdtempSync(join(tmpdir(), "memcache-wasm-bundlers-"));
   browser = await chromium.launchPersistentContext(profile, {
@@ -120,7 +95,7 @@ after(async () => {
   await browser?.close();
   await bridge?.stop();
   await server?.stop();
-  await new Promise((resolve) => (pages ? pages.http.close(resolve) : resolve()));
+  await pages?.close();
   if (profile) rmSync(profile, { recursive: true, force: true });
   if (sizes.length > 0) {
     writeFileSync(join(ROOT, "tests", "artifacts", "bundle-sizes.json"), JSON.stringify(sizes, null, 2) + "\n");

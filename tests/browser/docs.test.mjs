@@ -1,8 +1,9 @@
 // The documentation runs: every code block fenced as ```js runnable or ```html runnable in
 // README.md and client-wasm/README.md is executed against a real memcached, with the packed
-// package installed in an empty folder: js blocks by Node, html blocks as a page served by a
-// real memcache-bridge in chromium. The address 127.0.0.1:11211 and the bridge URL
-// ws://127.0.0.1:11280 in a block are replaced by the ones started here; an
+// package installed in an empty folder: js blocks by Node, html blocks as a page in chromium
+// talking to a real memcache-bridge. The address 127.0.0.1:11211 and the bridge URL
+// ws://127.0.0.1:11280 in a block are replaced by the ones started here (pages come from a
+// plain static server, the bridge relays); an
 // `<!-- output: TEXT -->` line after a block is what it must print (Node) or show (page).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { startMemcacheds } from "../node/support/servers.mjs";
 import { Bridge } from "../node/support/bridge.mjs";
+import { startPageServer } from "./page-server.mjs";
 
 const execFile = promisify(execFileCb);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -35,7 +37,7 @@ function runnableBlocks(doc, text) {
 }
 
 const blocks = DOCS.flatMap((doc) => runnableBlocks(doc, readFileSync(join(ROOT, doc), "utf8")));
-let work, server, bridge, browser, profile;
+let work, server, bridge, browser, profile, pages;
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), "chromium is missing: run scripts/setup.sh");
@@ -44,7 +46,10 @@ before(async () => {
   writeFileSync(join(work, "package.json"), JSON.stringify({ name: "docs", private: true, type: "module" }));
   execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", join(work, filename)], { cwd: work });
   [server] = await startMemcacheds(1);
-  bridge = await Bridge.start({ upstreams: [server.address], www: work });
+  // html blocks (an import map is an inline script) are served by a plain server: the
+  // bridge's --www answers carry a CSP that refuses inline scripts.
+  pages = await startPageServer(work);
+  bridge = await Bridge.start({ upstreams: [server.address], allowOrigins: [pages.origin] });
   profile = mkdtempSync(join(tmpdir(), "memcache-wasm-docs-chromium-"));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -56,6 +61,7 @@ after(async () => {
   await browser?.close();
   await bridge?.stop();
   await server?.stop();
+  await pages?.close();
   for (const dir of [profile, work]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -87,7 +93,7 @@ for (const block of blocks) {
     page.on("pageerror", (e) => errors.push(String(e)));
     page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
     try {
-      await page.goto(`http://127.0.0.1:${bridge.port}/pages/${name}.html`);
+      await page.goto(`${pages.origin}/pages/${name}.html`);
       await page.waitForFunction((text) => document.body.textContent.includes(text), block.output, { timeout: RUN_TIMEOUT_MS })
         .catch(async (e) => { throw new Error(`the page shows ${JSON.stringify(await page.textContent("body"))}, errors ${JSON.stringify(errors)}: ${e.message}`); });
       assert.deepEqual(errors, []);
