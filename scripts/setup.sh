@@ -7,7 +7,7 @@ ROOT=$(pwd)
 
 say() { printf '[setup] %s\n' "$*"; }
 
-# --- Debian packages: memcached for every test, chromium for the browser tests -------
+# --- Debian packages: memcached for every test, chromium for the browser tests, and more -
 need_apt=()
 command -v memcached >/dev/null 2>&1 || need_apt+=(memcached)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
@@ -15,6 +15,10 @@ command -v memcached >/dev/null 2>&1 || need_apt+=(memcached)
 /usr/bin/python3 -c 'import pylibmc' >/dev/null 2>&1 || need_apt+=(python3-pylibmc)
 # binaryen's wasm-opt shrinks the npm package's .wasm (scripts/build-wasm.sh).
 command -v wasm-opt >/dev/null 2>&1 || need_apt+=(binaryen)
+# TLS (memcached -Z) certificates for the tests are made with openssl; twemproxy (nutcracker)
+# is the sharding proxy the client is tested through.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v nutcracker >/dev/null 2>&1 || need_apt+=(nutcracker)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
