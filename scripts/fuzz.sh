@@ -3,7 +3,8 @@
 #   response  memcache-wasm's response parser (client-wasm/fuzz)
 #   scanner   memcache-bridge's command scanner (bridge/fuzz)
 #   frames    memcache-bridge's WebSocket frame reader (bridge/fuzz)
-# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   (default 60 s; all three targets)
+#   meta      memcache-wasm's meta protocol reply parser (client-wasm/fuzz)
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   (default 60 s; every target)
 #
 # Seeds are kept in the repository (<crate>/fuzz/seeds/TARGET, small); what libFuzzer finds
 # grows a working corpus under target/fuzz/corpus, so runs keep their progress on a machine
@@ -22,7 +23,7 @@ case "$SECONDS_TO_RUN" in
 esac
 shift $(( $# > 0 ? 1 : 0 ))
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(response scanner frames)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(response scanner frames meta)
 
 say() { printf '[fuzz] %s\n' "$*"; }
 skip() {
@@ -48,7 +49,8 @@ for target in "${TARGETS[@]}"; do
     response) crate=client-wasm dict=fuzz/response.dict max_len=4096 ;;
     scanner) crate=bridge dict=fuzz/scanner.dict max_len=4096 ;;
     frames) crate=bridge dict="" max_len=4096 ;;
-    *) echo "fuzz: unknown target $target (response, scanner, frames)" >&2; exit 2 ;;
+    meta) crate=client-wasm dict=fuzz/meta.dict max_len=4096 ;;
+    *) echo "fuzz: unknown target $target (response, scanner, frames, meta)" >&2; exit 2 ;;
   esac
   corpus="$TARGET_DIR/corpus/$target"
   artifacts="$TARGET_DIR/artifacts/$target"

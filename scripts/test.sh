@@ -17,9 +17,10 @@ stage "rust: unit, property and integration tests (core, interop with python-mem
 export MEMCACHE_WASM_PYTHON="$PWD/.venv/bin/python"
 cargo test -q --workspace
 
-stage "fuzz: the client's response parser and the bridge's command scanner, 60 s each; the bridge's frame reader, 30 s (fails only on a finding)"
+stage "fuzz: the client's response parser and the bridge's command scanner, 60 s each; the bridge's frame reader and the client's meta reply parser, 30 s each (fails only on a finding)"
 scripts/fuzz.sh 60 response scanner
 scripts/fuzz.sh 30 frames
+scripts/fuzz.sh 30 meta
 
 stage "build: memcache-bridge (release), the wasm package, the dashboard's copy of it"
 cargo build -q --release -p memcache-bridge

@@ -12,6 +12,7 @@ pub mod distribution;
 pub mod engine;
 pub mod error;
 pub mod keys;
+pub mod meta;
 pub mod request;
 pub mod response;
 pub mod wire;

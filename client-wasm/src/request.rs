@@ -151,6 +151,8 @@ pub enum Expect {
     Metadump,
     /// No reply at all: noreply requests and quit.
     Nothing,
+    /// One meta reply (`HD`, `VA` and its value, `EN`, ...; see [`crate::meta`]).
+    Meta,
 }
 
 impl Request<'_> {
@@ -439,7 +441,7 @@ fn write_arith(
 }
 
 /// Writes ` <key>` after checking that the key cannot break the line.
-fn write_key(out: &mut Vec<u8>, key: &[u8]) -> Result<()> {
+pub(crate) fn write_key(out: &mut Vec<u8>, key: &[u8]) -> Result<()> {
     let rule = if key.is_empty() {
         Some(KeyRule::Empty)
     } else if key.len() > MAX_KEY_LENGTH {

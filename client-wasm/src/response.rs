@@ -79,6 +79,8 @@ pub enum Response {
     ClientError(String),
     /// `SERVER_ERROR <text>`.
     ServerError(String),
+    /// A meta protocol reply ([`crate::meta`]).
+    Meta(crate::meta::MetaReply),
 }
 
 /// Parses the one reply at the start of `buf`, mini-redis style: `Ok(None)` when the
@@ -108,6 +110,7 @@ pub struct ResponseParser {
     /// What the reply being read answers; a caller that switches mid-reply is refused.
     reading: Option<Expect>,
     spare: Spare,
+    meta: crate::meta::MetaParser,
 }
 
 /// Buffers of items that were read and handed back, for the next VALUE blocks: a steady
@@ -191,6 +194,7 @@ impl ResponseParser {
             state: State::Start,
             reading: None,
             spare: Spare::default(),
+            meta: crate::meta::MetaParser::default(),
         }
     }
 
@@ -233,6 +237,15 @@ impl ResponseParser {
             )));
         }
         self.reading = Some(expect);
+        if expect == Expect::Meta {
+            let (used, reply) = self
+                .meta
+                .parse(&mut self.carry, input, self.max_item_size)?;
+            if reply.is_some() {
+                self.reading = None;
+            }
+            return Ok((used, reply));
+        }
         let mut pos = 0;
         loop {
             if let State::Values { items, block } = &mut self.state {
@@ -270,7 +283,7 @@ impl ResponseParser {
 
     /// Whether no part of a reply is held (nothing between two replies).
     pub fn is_idle(&self) -> bool {
-        self.carry.is_empty() && matches!(self.state, State::Start)
+        self.carry.is_empty() && matches!(self.state, State::Start) && self.meta.is_idle()
     }
 
     /// Forgets any partial reply, for a connection that was closed.
@@ -278,6 +291,7 @@ impl ResponseParser {
         self.carry = Vec::new();
         self.state = State::Start;
         self.reading = None;
+        self.meta.reset();
     }
 }
 
@@ -314,7 +328,7 @@ impl Block {
 /// terminator and how many bytes of `input` it used, or `None` when the line has not
 /// ended yet (then all of `input` is in `carry`). memcached ends lines with `\r\n`, except
 /// metadump item lines, which end with a bare `\n` (`bare_newline`).
-fn next_line<'a>(
+pub(crate) fn next_line<'a>(
     carry: &'a mut Vec<u8>,
     input: &'a [u8],
     bare_newline: bool,
@@ -424,7 +438,7 @@ fn on_line(
             Some(version) => Response::Version(text(version)),
             None => return Err(unexpected(expect, line)),
         },
-        Expect::Nothing => return Err(unexpected(expect, line)),
+        Expect::Nothing | Expect::Meta => return Err(unexpected(expect, line)),
     };
     Ok(Some(reply))
 }
@@ -573,7 +587,7 @@ fn on_metadump_line(state: &mut State, line: &[u8], max_bytes: usize) -> Result<
 }
 
 /// `ERROR`, `CLIENT_ERROR <text>` and `SERVER_ERROR <text>`, which answer any request.
-fn error_reply(line: &[u8]) -> Option<Response> {
+pub(crate) fn error_reply(line: &[u8]) -> Option<Response> {
     fn after<'a>(line: &'a [u8], word: &[u8]) -> Option<&'a [u8]> {
         let rest = line.strip_prefix(word)?;
         match rest {

@@ -1380,5 +1380,6 @@ fn reply_name(response: &Response) -> &'static str {
         Response::Error => "ERROR",
         Response::ClientError(_) => "CLIENT_ERROR",
         Response::ServerError(_) => "SERVER_ERROR",
+        Response::Meta(_) => "a meta reply",
     }
 }
