@@ -12,6 +12,7 @@ import {
 } from "./operations.js";
 import { normalizeServers, readOptions } from "./options.js";
 import { ServerConnection } from "./server-connection.js";
+import * as meta from "./meta-calls.js";
 import { Entry, LinkFailure, MetadumpScope, OP_HASHED, Op } from "./wire.js";
 
 /** setTimeout's longest delay; a longer one would fire at once (the engine asks again). */
@@ -20,7 +21,7 @@ const MAX_TIMER_MS = 0x7fffffff;
 const MAX_OP_ID = 0xffffffff;
 
 /** The events a Client emits (client.on(name, listener)). */
-const EVENTS = new Set(["serverDown", "serverUp"]);
+const EVENTS = new Set(["serverDown", "serverUp", "refreshError"]);
 
 let platform = null;
 
@@ -60,7 +61,7 @@ function captureSettlers(resolve, reject) {
 
 /** Refuses an event name or listener `on` cannot take (BAD_ARGUMENT). */
 export function checkListener(event, listener) {
-  if (!EVENTS.has(event)) throw new BadArgumentError(`unknown event ${JSON.stringify(event)}: "serverDown" or "serverUp"`);
+  if (!EVENTS.has(event)) throw new BadArgumentError(`unknown event ${JSON.stringify(event)}: "serverDown", "serverUp" or "refreshError"`);
   if (typeof listener !== "function") throw new BadArgumentError("a listener must be a function");
 }
 
@@ -116,7 +117,7 @@ export class Client {
     this._busy = false;
     this._timer = null;
     this._timerAt = Infinity;
-    this._listeners = { serverDown: [], serverUp: [] };
+    this._listeners = { serverDown: [], serverUp: [], refreshError: [] };
     this._flush = this._flush.bind(this);
     this._onTimer = this._onTimer.bind(this);
   }
@@ -226,8 +227,12 @@ export class Client {
   }
 
   /** The new value (a BigInt above 2^53-1), or undefined when the key is missing. */
-  incr(key, delta) { return this._counter(Op.INCR, key, delta); }
-  decr(key, delta) { return this._counter(Op.DECR, key, delta); }
+  incr(key, delta, options) {
+    return options === undefined ? this._counter(Op.INCR, key, delta) : meta.counter(this, true, key, delta, options);
+  }
+  decr(key, delta, options) {
+    return options === undefined ? this._counter(Op.DECR, key, delta) : meta.counter(this, false, key, delta, options);
+  }
 
   /** Sets a new expiry on `key`: true when it exists. */
   touch(key, expiry) {
@@ -238,6 +243,28 @@ export class Client {
       w.u32(e);
     });
   }
+
+  // ---- the meta protocol (meta-calls.js) ----
+
+  /**
+   * Cache-aside that cannot stampede: the value under `key`; on a miss exactly one caller
+   * across every client on these servers runs `loader()` and stores its result for `ttl`
+   * seconds, the others wait (up to `timeout` ms) and get that value. With `staleTtl`, a
+   * value in its last `staleTtl` seconds is served while one caller refreshes it.
+   */
+  getOrSet(key, loader, options) {
+    if (this._closed) return closedPromise();
+    return meta.getOrSet(this, key, loader, options);
+  }
+
+  /** Marks the value stale (meta `md <key> I`): getOrSet serves it while one caller refreshes it. */
+  invalidate(key) { return meta.invalidate(this, key); }
+
+  /** `{ value, ttl }` (seconds left, -1 when it never expires), or undefined on a miss. */
+  getWithTtl(key) { return meta.getWithTtl(this, key); }
+
+  /** The value, its expiry set to `ttl` seconds from now (gat), or undefined on a miss. */
+  getAndTouch(key, ttl) { return meta.getAndTouch(this, key, ttl); }
 
   /** Invalidates every item on every live server; true when all answered OK. */
   flushAll(delay) {

@@ -2,7 +2,7 @@
 // and turning the engine's outcomes (client-wasm/src/engine/mod.rs) back into what the
 // call resolves with. What a reply means was decided by the engine; this side only builds
 // JavaScript values (strings, numbers, objects from JSON, the caller's serializer).
-import { ERROR_CODES, NO_SERVER_INDEX, Op, Record, ValueKind } from "./wire.js";
+import { ERROR_CODES, Lease, NO_SERVER_INDEX, Op, Record, ValueKind } from "./wire.js";
 import { decodeText } from "./batch.js";
 import {
   BadArgumentError, BadKeyError, BridgeRefusedError, ClientError, ConnectionError, DecodeError,
@@ -327,6 +327,23 @@ export class Operation {
         return;
       }
       case Record.DONE: this.done(this.finalResult()); return;
+      case Record.LEASE: {
+        const lease = r.u8();
+        if (lease === Lease.WON_MISS) { this.done({ lease, value: undefined }); return; }
+        const kind = r.u8();
+        let value;
+        try { value = decodeValue(kind, r, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
+        this.done({ lease, value });
+        return;
+      }
+      case Record.TTL_VALUE: {
+        const ttl = r.f64();
+        const kind = r.u8();
+        let value;
+        try { value = decodeValue(kind, r, serializer); } catch (e) { this.fail(asDecodeError(e)); return; }
+        this.done({ value, ttl });
+        return;
+      }
       default:
         // The wire tables are generated from one definition; an unknown record means the
         // JavaScript and the wasm of two different builds were mixed.

@@ -22,6 +22,12 @@ export const Op = Object.freeze({
   VERSION: 18,
   INSPECT: 19,
   METADUMP: 20,
+  LEASE_GET: 21,
+  META_SET: 22,
+  META_DELETE: 23,
+  GET_WITH_TTL: 24,
+  GET_AND_TOUCH: 25,
+  META_COUNTER: 26,
 });
 
 export const Record = Object.freeze({
@@ -39,6 +45,8 @@ export const Record = Object.freeze({
   ITEM: 11,
   LINES: 12,
   DONE: 13,
+  LEASE: 14,
+  TTL_VALUE: 15,
 });
 
 export const ValueKind = Object.freeze({
@@ -68,6 +76,18 @@ export const MetadumpScope = Object.freeze({
 export const LinkFailure = Object.freeze({
   CONNECTION: 0,
   BRIDGE_REFUSED: 1,
+});
+
+export const Lease = Object.freeze({
+  HIT: 0,
+  WON_MISS: 1,
+  WON_STALE: 2,
+  SERVE_STALE: 3,
+});
+
+export const MetaDelete = Object.freeze({
+  DELETE: 0,
+  INVALIDATE: 1,
 });
 
 /** Error codes by their number on the wire. */

@@ -27,6 +27,8 @@ wire_table! {
         PREPEND = 8, CAS = 9, SET_MULTI = 10, DELETE = 11, DELETE_MULTI = 12, INCR = 13,
         DECR = 14, TOUCH = 15, FLUSH_ALL = 16, STATS = 17, VERSION = 18, INSPECT = 19,
         METADUMP = 20,
+        LEASE_GET = 21, META_SET = 22, META_DELETE = 23, GET_WITH_TTL = 24, GET_AND_TOUCH = 25,
+        META_COUNTER = 26,
     }
 }
 
@@ -37,6 +39,7 @@ wire_table! {
         MISS = 0, VALUE = 1, CAS_VALUE = 2, TRUE = 3, FALSE = 4, NUMBER = 5, KEY_VALUES = 6,
         KEY_ERROR = 7, SERVER_STATS = 8, SERVER_TEXT = 9, ERROR = 10, ITEM = 11, LINES = 12,
         DONE = 13,
+        LEASE = 14, TTL_VALUE = 15,
     }
 }
 
@@ -68,6 +71,20 @@ wire_table! {
     }
 }
 
+wire_table! {
+    /// What a LEASE record tells a `getOrSet` caller ([`crate::meta::Lease`]).
+    lease: u8 as "Lease" {
+        HIT = 0, WON_MISS = 1, WON_STALE = 2, SERVE_STALE = 3,
+    }
+}
+
+wire_table! {
+    /// A META_DELETE op's mode: delete the item, or mark it stale (`md <key> I`).
+    meta_delete: u8 as "MetaDelete" {
+        DELETE = 0, INVALIDATE = 1,
+    }
+}
+
 /// Bit in an op's flags byte: every key of the op is preceded by the caller's u32 hash.
 pub const OP_HASHED: u8 = 1;
 
@@ -83,13 +100,15 @@ pub fn javascript_module() -> String {
         "// GENERATED from client-wasm/src/wire.rs by `cargo run --example wire_js`: do not edit.\n\
          // The numbers the engine and this layer exchange (formats: client-wasm/src/engine/mod.rs).\n",
     );
-    let tables: [(&str, &[(&str, u64)]); 6] = [
+    let tables: [(&str, &[(&str, u64)]); 8] = [
         (opcode::JS_NAME, opcode::TABLE),
         (record::JS_NAME, record::TABLE),
         (kind::JS_NAME, kind::TABLE),
         (entry::JS_NAME, entry::TABLE),
         (metadump_scope::JS_NAME, metadump_scope::TABLE),
         (link_failure::JS_NAME, link_failure::TABLE),
+        (lease::JS_NAME, lease::TABLE),
+        (meta_delete::JS_NAME, meta_delete::TABLE),
     ];
     for (name, table) in tables {
         js.push_str(&format!("\nexport const {name} = Object.freeze({{\n"));

@@ -16,6 +16,10 @@
 //!  SET_MULTI    prefix:str expiry:u32 min_compress_len:u32 count:u32 (key value)*count
 //!  FLUSH_ALL delay:u32    STATS args:str (empty: none)    VERSION      (every live server)
 //!  METADUMP server:u16 scope:u8 class:u32   scope 0 all, 1 hash, 2 the slab class `class`
+//!  LEASE_GET    key lock_ttl:u32 recache:u32 wait_ms:u32   (getOrSet's read; recache 0: none)
+//!  META_SET     key ttl:u32 min_compress_len:u32 value     META_DELETE  key mode:u8
+//!  GET_WITH_TTL key     GET_AND_TOUCH  key ttl:u32
+//!  META_COUNTER key delta:u64 initial:u64 ttl:u32 incr:u8   (creates a missing counter)
 //! ```
 //! Keys of multi ops are given without the prefix; hashes are of the full key.
 
@@ -89,6 +93,38 @@ pub enum Command<'a> {
     Metadump {
         server: usize,
         scope: MetadumpScope,
+    },
+    /// The meta protocol's commands ([`crate::engine::meta_ops`]).
+    Meta(KeyRef<'a>, MetaCommand<'a>),
+}
+
+/// A command sent with the meta protocol, on one key.
+#[derive(Debug)]
+pub enum MetaCommand<'a> {
+    /// getOrSet's read: `mg <key> v f t N<lock_ttl> [R<recache>]`, re-read while another
+    /// caller loads, until `wait_ms` has passed.
+    Lease {
+        lock_ttl: u32,
+        recache: u32,
+        wait_ms: u32,
+    },
+    Store {
+        ttl: u32,
+        min_compress_len: u32,
+        value: ValueRef<'a>,
+    },
+    Delete {
+        invalidate: bool,
+    },
+    GetWithTtl,
+    GetAndTouch {
+        ttl: u32,
+    },
+    Counter {
+        delta: u64,
+        initial: u64,
+        ttl: u32,
+        incr: bool,
     },
 }
 
@@ -221,6 +257,46 @@ fn decode_op<'a>(r: &mut Reader<'a>, caller_hashes: bool) -> Result<Op<'a>> {
             };
             Command::Metadump { server, scope }
         }
+        opcode::LEASE_GET => Command::Meta(
+            key(r)?,
+            MetaCommand::Lease {
+                lock_ttl: r.u32()?,
+                recache: r.u32()?,
+                wait_ms: r.u32()?,
+            },
+        ),
+        opcode::META_SET => Command::Meta(
+            key(r)?,
+            MetaCommand::Store {
+                ttl: r.u32()?,
+                min_compress_len: r.u32()?,
+                value: value(r)?,
+            },
+        ),
+        opcode::META_DELETE => {
+            let k = key(r)?;
+            let invalidate = match r.u8()? {
+                wire::meta_delete::DELETE => false,
+                wire::meta_delete::INVALIDATE => true,
+                other => {
+                    return Err(Error::BadArgument(format!(
+                        "malformed batch: unknown meta delete mode {other}"
+                    )))
+                }
+            };
+            Command::Meta(k, MetaCommand::Delete { invalidate })
+        }
+        opcode::GET_WITH_TTL => Command::Meta(key(r)?, MetaCommand::GetWithTtl),
+        opcode::GET_AND_TOUCH => Command::Meta(key(r)?, MetaCommand::GetAndTouch { ttl: r.u32()? }),
+        opcode::META_COUNTER => Command::Meta(
+            key(r)?,
+            MetaCommand::Counter {
+                delta: r.u64()?,
+                initial: r.u64()?,
+                ttl: r.u32()?,
+                incr: r.u8()? != 0,
+            },
+        ),
         other => {
             return Err(Error::BadArgument(format!(
                 "malformed batch: unknown opcode {other}"

@@ -37,6 +37,7 @@
 
 pub mod command;
 pub mod get_line;
+pub mod meta_ops;
 pub mod routing;
 pub mod server;
 
@@ -170,6 +171,7 @@ pub struct Engine {
     multi: MultiOps,
     spare: Spare,
     now: u64,
+    leases: meta_ops::Leases,
 }
 
 /// Buffers kept between calls so that steady traffic allocates little per call: get lines
@@ -231,6 +233,7 @@ impl Engine {
             multi: MultiOps::default(),
             spare: Spare::default(),
             now: 0,
+            leases: meta_ops::Leases::default(),
         })
     }
 
@@ -246,7 +249,11 @@ impl Engine {
     /// When the engine next needs `handle_timeout`: the earliest connect or reply deadline,
     /// or probe due.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.servers.iter().filter_map(Server::next_wake).min()
+        self.servers
+            .iter()
+            .filter_map(Server::next_wake)
+            .chain(self.leases.next_retry())
+            .min()
     }
 
     /// Queues one batch of ops (see [`command`]). A malformed batch is an error and queues
@@ -286,6 +293,8 @@ impl Engine {
             multi,
             max_item_size,
             spare,
+            leases,
+            now,
             ..
         } = self;
         let s = &mut servers[server];
@@ -297,6 +306,8 @@ impl Engine {
             max_item_size: *max_item_size,
             server,
             spare,
+            leases,
+            now: *now,
         };
         let received =
             s.connection
@@ -446,6 +457,7 @@ impl Engine {
                 }
             }
         }
+        self.retry_leases(&mut o);
         self.finish(o.0);
     }
 
@@ -520,6 +532,8 @@ impl Engine {
             max_item_size: self.max_item_size,
             server,
             spare: &mut self.spare,
+            leases: &mut self.leases,
+            now: self.now,
         };
         for w in waiting {
             ctx.fail(w.awaiting, &error, o);
@@ -762,6 +776,7 @@ impl Engine {
                 o,
             ),
             Command::Metadump { server, scope } => self.queue_metadump(id, *server, *scope),
+            Command::Meta(k, command) => self.queue_meta(id, k, command),
         }
     }
 
@@ -1005,6 +1020,8 @@ struct Ctx<'a> {
     max_item_size: usize,
     server: usize,
     spare: &'a mut Spare,
+    leases: &'a mut meta_ops::Leases,
+    now: u64,
 }
 
 impl Ctx<'_> {
@@ -1083,6 +1100,9 @@ impl Ctx<'_> {
 
     /// The reply to a single-request op settles it.
     fn single(&mut self, id: u32, reply: Reply, response: Response, o: &mut Out) {
+        if let Reply::Meta(read) = reply {
+            return self.meta(id, read, response, o);
+        }
         let server = Some(self.server);
         match (reply, response) {
             (Reply::Read(read), Response::Values(items)) => match items.first() {
@@ -1209,7 +1229,12 @@ impl Ctx<'_> {
                     }
                 }
             }
-            Awaiting::Single { id, .. } => o.error(id, server, error),
+            Awaiting::Single { id, reply } => {
+                if reply == Reply::Meta(meta_ops::MetaRead::Lease) {
+                    self.forget_lease(id);
+                }
+                o.error(id, server, error)
+            }
             Awaiting::Part { id, index, reply } => {
                 if reply == Reply::Store {
                     o.key_error(id, index, server, error);
@@ -1346,6 +1371,7 @@ fn expected(reply: Reply) -> &'static str {
         Reply::Stats => "STAT lines",
         Reply::Version => "VERSION",
         Reply::Metadump => "item lines and END",
+        Reply::Meta(_) => "a meta reply",
     }
 }
 

@@ -42,6 +42,8 @@ pub enum Reply {
     Stats,
     Version,
     Metadump,
+    /// A meta protocol op ([`super::meta_ops`]).
+    Meta(super::meta_ops::MetaRead),
 }
 
 /// What a request is waiting for: the tag in the connection's pending queue.
