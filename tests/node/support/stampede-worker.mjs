@@ -87,5 +87,6 @@ process.once("message", async ({ server, key, calls, loaderMs, ttl, pattern, wav
   }
   await Promise.all(pending);
   client.close();
-  process.send({ loads, results, errors });
+  // npm clients may keep sockets or timers alive after close: the report ends the process.
+  process.send({ loads, results, errors }, () => process.exit(0));
 });
