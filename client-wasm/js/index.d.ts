@@ -155,6 +155,9 @@ export class Client {
   /** A down server answered a probe and takes keys again. */
   on(event: "serverUp", listener: (event: ServerUpEvent) => void): this;
   off(event: "serverDown" | "serverUp", listener: (...args: any[]) => void): this;
+  /** A background refresh getOrSet started for a stale value failed (the stale value was served). */
+  on(event: "refreshError", listener: (event: RefreshErrorEvent) => void): this;
+  off(event: "refreshError", listener: (...args: any[]) => void): this;
 
   /** The value, or undefined on a miss. */
   get<T = unknown>(key: Key): Promise<T | undefined>;
@@ -184,6 +187,9 @@ export class Client {
   /** The new value (a BigInt above 2^53-1), or undefined when the key is missing. */
   incr(key: Key, delta?: number | bigint): Promise<number | bigint | undefined>;
   decr(key: Key, delta?: number | bigint): Promise<number | bigint | undefined>;
+  /** With options (meta `ma`): a missing counter is created at `initial` (returned as is) with `ttl`. */
+  incr(key: Key, delta: number | bigint | undefined, options: CounterOptions): Promise<number | bigint>;
+  decr(key: Key, delta: number | bigint | undefined, options: CounterOptions): Promise<number | bigint>;
   /** true when the key exists. */
   touch(key: Key, expiry: number): Promise<boolean>;
 
@@ -205,6 +211,18 @@ export class Client {
   metadump(options: MetadumpOptions): Promise<string[]>;
   /** Closes every connection; pending and later calls reject with CLOSED. */
   close(): Promise<void>;
+
+  /** Cache-aside that cannot stampede (meta protocol): the value under `key`; on a miss one
+   * caller in the whole fleet runs `loader()` and stores its result, the others wait (up to
+   * `timeout` ms) and get it. A loader that throws rejects its own caller and releases the win. */
+  getOrSet<T = unknown>(key: Key, loader: () => T | Promise<T>, options?: GetOrSetOptions): Promise<T>;
+  /** Marks the value stale (`md <key> I`): getOrSet serves it while one caller refreshes it.
+   * true when the key existed. */
+  invalidate(key: Key): Promise<boolean>;
+  /** The value and its remaining TTL in seconds (-1: never expires), or undefined on a miss. */
+  getWithTtl<T = unknown>(key: Key): Promise<{ value: T; ttl: number } | undefined>;
+  /** The value, with its expiry reset to `ttl` seconds (gat); undefined on a miss. */
+  getAndTouch<T = unknown>(key: Key, ttl: number): Promise<T | undefined>;
 
   // python-memcached's names
   get_multi: Client["getMulti"];
@@ -305,4 +323,30 @@ export class EngineLoadError extends MemcacheError {
 export class EngineNotReadyError extends MemcacheError {
   constructor(message: string, details?: object);
   readonly code: "ENGINE_NOT_READY";
+}
+
+/** getOrSet's options. */
+export interface GetOrSetOptions {
+  /** Seconds the loaded value is fresh (0: never expires). */
+  ttl?: number;
+  /** Seconds past `ttl` the value is still served, stale, while one caller refreshes it. */
+  staleTtl?: number;
+  /** Seconds a win lasts if its holder dies before storing (default 30). */
+  lockTtl?: number;
+  /** Milliseconds a caller waits for another caller's loader before TIMEOUT (default 10000). */
+  timeout?: number;
+}
+
+/** incr/decr's options for a counter that creates itself. */
+export interface CounterOptions {
+  /** The value a missing counter is created with (default 0). */
+  initial?: number | bigint;
+  /** The created counter's expiry in seconds (default 0: none). */
+  ttl?: number;
+}
+
+/** A background refresh of a stale value failed. */
+export interface RefreshErrorEvent {
+  key: string;
+  error: unknown;
 }
