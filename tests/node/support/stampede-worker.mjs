@@ -43,7 +43,7 @@ function cacheAside(pattern, server) {
   }
   if (pattern === "memcached") {
     const Memcached = require("memcached");
-    const mc = new Memcached(server, { timeout: 5000, retries: 0 });
+    const mc = new Memcached(server, { timeout: 5000, retries: 0, poolSize: 256 }); // its default 10 refuses the herd ("The connection pool is full")
     const get = (key) => new Promise((resolve, reject) => mc.get(key, (e, v) => (e ? reject(e) : resolve(v))));
     const set = (key, v, ttl) => new Promise((resolve, reject) => mc.set(key, v, ttl, (e) => (e ? reject(e) : resolve())));
     return {
