@@ -50,7 +50,6 @@ for target in "${TARGETS[@]}"; do
     scanner) crate=bridge dict=fuzz/scanner.dict max_len=4096 ;;
     frames) crate=bridge dict="" max_len=4096 ;;
     meta) crate=client-wasm dict=fuzz/meta.dict max_len=4096 ;;
-    meta) crate=client-wasm dict=fuzz/meta.dict max_len=4096 ;;
     *) echo "fuzz: unknown target $target (response, scanner, frames, meta)" >&2; exit 2 ;;
   esac
   corpus="$TARGET_DIR/corpus/$target"
