@@ -3,38 +3,18 @@
 // getOrSet stored (str, int, pickled rows, JSON) are read by python-memcached.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { Client } from "../../client-wasm/js/node.js";
+import { checkPython, fromManifest, python as pythonSide } from "./support/python.mjs";
 import { startMemcacheds } from "./support/servers.mjs";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const PYTHON = process.env.MEMCACHE_WASM_PYTHON ?? `${ROOT}.venv/bin/python`;
-const SCRIPT = fileURLToPath(new URL("./support/python_side.py", import.meta.url));
+const python = (mode, input) => pythonSide(mode, servers, input);
 
 let servers;
 before(async () => {
-  assert.ok(existsSync(PYTHON), `python-memcached's virtualenv is missing (${PYTHON}); run scripts/setup.sh`);
+  checkPython();
   servers = await startMemcacheds(2);
 });
 after(async () => { await servers?.stopAll(); });
-
-function python(mode, input) {
-  const run = spawnSync(PYTHON, [SCRIPT, mode, ...servers.map((s) => s.address)], { input, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-  assert.equal(run.status, 0, `python ${mode} failed: ${run.stderr}`);
-  return JSON.parse(run.stdout);
-}
-
-function fromManifest(v) {
-  if (Array.isArray(v)) return v.map(fromManifest);
-  if (v && typeof v === "object") {
-    if ("$bytes" in v) return new Uint8Array(Buffer.from(v.$bytes, "base64"));
-    if ("$int" in v) return BigInt(v.$int);
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fromManifest(x)]));
-  }
-  return v;
-}
 
 test("getOrSet and getWithTtl return what python-memcached stored (every kind), without running the loader", async () => {
   const manifest = python("write");

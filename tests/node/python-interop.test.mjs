@@ -2,46 +2,18 @@
 // keys and JavaScript reads every one, and JavaScript sets 1,000 keys that Python reads.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { Client } from "../../client-wasm/js/node.js";
+import { checkPython, fromManifest, python as pythonSide, toManifest } from "./support/python.mjs";
 import { startMemcacheds } from "./support/servers.mjs";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const PYTHON = process.env.MEMCACHE_WASM_PYTHON ?? `${ROOT}.venv/bin/python`;
-const SCRIPT = fileURLToPath(new URL("./support/python_side.py", import.meta.url));
+const python = (mode, input) => pythonSide(mode, servers, input);
 
 let servers;
 before(async () => {
-  assert.ok(existsSync(PYTHON), `python-memcached's virtualenv is missing (${PYTHON}); run scripts/setup.sh`);
+  checkPython();
   servers = await startMemcacheds(3);
 });
 after(async () => { await servers?.stopAll(); });
-
-function python(mode, input) {
-  const run = spawnSync(PYTHON, [SCRIPT, mode, ...servers.map((s) => s.address)], { input, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-  assert.equal(run.status, 0, `python ${mode} failed: ${run.stderr}`);
-  return JSON.parse(run.stdout);
-}
-
-function fromManifest(v) {
-  if (Array.isArray(v)) return v.map(fromManifest);
-  if (v && typeof v === "object") {
-    if ("$bytes" in v) return new Uint8Array(Buffer.from(v.$bytes, "base64"));
-    if ("$int" in v) return BigInt(v.$int);
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fromManifest(x)]));
-  }
-  return v;
-}
-
-function toManifest(v) {
-  if (v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString("base64") };
-  if (typeof v === "bigint") return { $int: v.toString() };
-  if (Array.isArray(v)) return v.map(toManifest);
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toManifest(x)]));
-  return v;
-}
 
 test("Python sets 1,000 keys (str, int, long, bytes, pickles 0 and 2, tuples, compressed, JSON); JavaScript reads every one", async () => {
   const manifest = python("write");
