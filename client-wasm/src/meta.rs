@@ -13,7 +13,7 @@
 
 use crate::error::{Error, Result};
 use crate::request::write_key;
-use crate::response::{next_line, Response};
+use crate::response::{excerpt, next_line, parse_decimal, Response};
 
 /// Longest opaque token memcached echoes (its `MFLAG_MAX_OPAQUE_LENGTH`).
 pub const MAX_OPAQUE_LENGTH: usize = 32;
@@ -374,7 +374,7 @@ fn parse_line(line: &[u8], max_item_size: usize) -> Result<Line> {
     let len = if status == MetaStatus::Value {
         let size = words
             .next()
-            .and_then(decimal)
+            .and_then(parse_decimal)
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| malformed(line))?;
         Some(size)
@@ -403,9 +403,9 @@ fn read_flag(flags: &mut MetaFlags, word: &[u8]) -> Option<()> {
     let (&letter, token) = word.split_first()?;
     match letter {
         b't' => flags.ttl = Some(signed(token)?),
-        b'c' => flags.cas = Some(decimal(token)?),
-        b'f' => flags.client_flags = Some(u32::try_from(decimal(token)?).ok()?),
-        b's' => flags.size = Some(decimal(token)?),
+        b'c' => flags.cas = Some(parse_decimal(token)?),
+        b'f' => flags.client_flags = Some(u32::try_from(parse_decimal(token)?).ok()?),
+        b's' => flags.size = Some(parse_decimal(token)?),
         b'k' if !token.is_empty() => flags.key = Some(token.to_vec()),
         b'O' if !token.is_empty() && token.len() <= MAX_OPAQUE_LENGTH => {
             flags.opaque = Some(token.to_vec())
@@ -413,8 +413,8 @@ fn read_flag(flags: &mut MetaFlags, word: &[u8]) -> Option<()> {
         b'W' if token.is_empty() => flags.win = true,
         b'Z' if token.is_empty() => flags.won_elsewhere = true,
         b'X' if token.is_empty() => flags.stale = true,
-        b'h' => flags.hit_before = Some(decimal(token)? != 0),
-        b'l' => flags.last_access = Some(decimal(token)?),
+        b'h' => flags.hit_before = Some(parse_decimal(token)? != 0),
+        b'l' => flags.last_access = Some(parse_decimal(token)?),
         b'k' | b'O' | b'W' | b'Z' | b'X' => return None,
         _ if letter.is_ascii_alphabetic() => {}
         _ => return None,
@@ -422,23 +422,15 @@ fn read_flag(flags: &mut MetaFlags, word: &[u8]) -> Option<()> {
     Some(())
 }
 
-fn decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
-}
-
 fn signed(digits: &[u8]) -> Option<i64> {
     match digits.strip_prefix(b"-") {
-        Some(rest) => i64::try_from(decimal(rest)?).ok().map(|n| -n),
-        None => i64::try_from(decimal(digits)?).ok(),
+        Some(rest) => i64::try_from(parse_decimal(rest)?).ok().map(|n| -n),
+        None => i64::try_from(parse_decimal(digits)?).ok(),
     }
 }
 
 fn malformed(line: &[u8]) -> Error {
-    let shown = line[..line.len().min(64)].escape_ascii().to_string();
-    Error::Protocol(format!("malformed meta reply line {shown:?}"))
+    Error::Protocol(format!("malformed meta reply line {:?}", excerpt(line)))
 }
 
 /// What a lease read (`mg <key> v f t N<lock> [R<secs>]`) means for the caller of

@@ -612,7 +612,7 @@ fn unexpected(expect: Expect, line: &[u8]) -> Error {
 }
 
 /// An unsigned decimal with no sign, space or leading `+`; `None` on overflow.
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 20 {
         return None;
     }
@@ -639,7 +639,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// The start of some bytes, escaped, for error messages.
-fn excerpt(bytes: &[u8]) -> String {
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
     const SHOWN: usize = 64;
     let shown = bytes[..bytes.len().min(SHOWN)].escape_ascii().to_string();
     if bytes.len() > SHOWN {
