@@ -13,7 +13,7 @@ import {
 import { normalizeServers, readOptions } from "./options.js";
 import { ServerConnection } from "./server-connection.js";
 import * as meta from "./meta-calls.js";
-import { Entry, LinkFailure, MetadumpScope, OP_HASHED, Op } from "./wire.js";
+import { Entry, LinkFailure, MetadumpScope, OP_HASHED, OP_NOREPLY, Op } from "./wire.js";
 
 /** setTimeout's longest delay; a longer one would fire at once (the engine asks again). */
 const MAX_TIMER_MS = 0x7fffffff;
@@ -114,6 +114,8 @@ export class Client {
     this._closed = false;
     this._crossing = false;
     this._encoding = false;
+    /** Op flags for the next call begun (OP_NOREPLY from a { noreply: true } option). */
+    this._nextOpFlags = 0;
     this._busy = false;
     this._timer = null;
     this._timerAt = Infinity;
@@ -177,6 +179,11 @@ export class Client {
     return this._multiKeys(Op.GET_MULTI, keys, options);
   }
 
+  // Every write takes { noreply: true } (python-memcached's noreply): it is sent quietly
+  // (meta `q`), memcached answers only what did not succeed, and one `mn` per server and
+  // tick closes the run. The promise still settles as the loud call's would, once memcached
+  // has gone past the write; a fire-and-forget caller needs no await, only a .catch.
+
   set(key, value, expiry, options) { return this._store(Op.SET, key, value, expiry, options); }
   add(key, value, expiry, options) { return this._store(Op.ADD, key, value, expiry, options); }
   replace(key, value, expiry, options) { return this._store(Op.REPLACE, key, value, expiry, options); }
@@ -197,6 +204,7 @@ export class Client {
    */
   setMulti(mapping, options) {
     if (typeof options === "number") options = { expiry: options };
+    if (!this._quietly(options)) return this._noreplyRefused(options);
     return this._call(Op.SET_MULTI, [], (op, w) => {
       if (mapping === null || typeof mapping !== "object") throw new BadArgumentError("setMulti takes an object or a Map of keys to values");
       const entries = mapping instanceof Map ? [...mapping] : Object.entries(mapping);
@@ -219,23 +227,41 @@ export class Client {
   }
 
   /** true when the key was deleted, false when it was not there. */
-  delete(key) { return this._single(Op.DELETE, key); }
+  delete(key, options) {
+    if (options !== undefined && !this._quietly(options)) return this._noreplyRefused(options);
+    return this._single(Op.DELETE, key);
+  }
 
   /** Deletes every key; true when every server answered (a missing key is no failure). */
   deleteMulti(keys, options) {
+    if (!this._quietly(options)) return this._noreplyRefused(options);
     return this._multiKeys(Op.DELETE_MULTI, keys, options);
   }
 
-  /** The new value (a BigInt above 2^53-1), or undefined when the key is missing. */
-  incr(key, delta, options) {
-    return options === undefined ? this._counter(Op.INCR, key, delta) : meta.counter(this, true, key, delta, options);
-  }
-  decr(key, delta, options) {
-    return options === undefined ? this._counter(Op.DECR, key, delta) : meta.counter(this, false, key, delta, options);
+  /**
+   * The new value (a BigInt above 2^53-1), or undefined when the key is missing. With
+   * { initial, ttl } a missing counter is created; with { noreply: true }: true when
+   * applied, false when the key is missing (memcached sends no value back).
+   */
+  incr(key, delta, options) { return this._counterCall(true, key, delta, options); }
+  decr(key, delta, options) { return this._counterCall(false, key, delta, options); }
+
+  _counterCall(incr, key, delta, options) {
+    const opcode = incr ? Op.INCR : Op.DECR;
+    if (options === undefined) return this._counter(opcode, key, delta);
+    if (options?.initial !== undefined || options?.ttl !== undefined) {
+      if (options.noreply !== undefined && options.noreply !== false) {
+        return Promise.reject(new BadArgumentError("noreply cannot be combined with { initial, ttl }: a self-creating counter is read back"));
+      }
+      return meta.counter(this, incr, key, delta, options);
+    }
+    if (!this._quietly(options)) return this._noreplyRefused(options);
+    return this._counter(opcode, key, delta);
   }
 
   /** Sets a new expiry on `key`: true when it exists. */
-  touch(key, expiry) {
+  touch(key, expiry, options) {
+    if (!this._quietly(options)) return this._noreplyRefused(options);
     return this._call(Op.TOUCH, undefined, (op, w) => {
       const k = checkKey(key);
       const e = checkExpiry(expiry);
@@ -388,7 +414,25 @@ export class Client {
     return this._queue(op);
   }
 
+  /**
+   * Reads { noreply } of `options` (an object, or a number/undefined for no options): when
+   * true the next call begun is sent quietly. false when the option is not a boolean.
+   */
+  _quietly(options) {
+    if (options === undefined || options === null || typeof options !== "object") return true;
+    const v = options.noreply;
+    if (v === undefined || v === false) return true;
+    if (v !== true) return false;
+    this._nextOpFlags = OP_NOREPLY;
+    return true;
+  }
+
+  _noreplyRefused(options) {
+    return Promise.reject(new BadArgumentError(`noreply must be true or false, got ${String(options?.noreply)}`));
+  }
+
   _store(opcode, key, value, expiry, options, cas) {
+    if (options !== undefined && !this._quietly(options)) return this._noreplyRefused(options);
     const op = this._begin(opcode, undefined);
     if (op === null) return this._refused();
     const w = this._writer;
@@ -447,6 +491,8 @@ export class Client {
     // Closed, or called by user code (a serializer, toJSON, a hash function, a mapping's
     // getter) while another call is being written: its bytes would land inside that
     // call's. Both answer through _refused().
+    const extraFlags = this._nextOpFlags;
+    this._nextOpFlags = 0;
     if (this._closed || this._encoding) return null;
     this._encoding = true;
     const id = this._nextId;
@@ -454,7 +500,7 @@ export class Client {
     const op = new Operation(opcode, id);
     op.result = initial;
     op.start = this._writer.length;
-    this._writer.op(opcode, id, this._hashFunction !== null ? OP_HASHED : 0);
+    this._writer.op(opcode, id, (this._hashFunction !== null ? OP_HASHED : 0) | extraFlags);
     return op;
   }
 

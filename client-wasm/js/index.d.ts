@@ -61,12 +61,22 @@ export interface PrefixOptions {
   key_prefix?: string;
 }
 
-export interface StoreOptions {
+/**
+ * `noreply: true` sends the write quietly (meta `q`, python-memcached's noreply): memcached
+ * answers only what did not succeed and one `mn` per server closes each tick's run. The
+ * promise still settles as the loud call's would (a refused write is never reported as
+ * stored); a fire-and-forget caller attaches only a `.catch`.
+ */
+export interface NoreplyOptions {
+  noreply?: boolean;
+}
+
+export interface StoreOptions extends NoreplyOptions {
   minCompressLen?: number;
   min_compress_len?: number;
 }
 
-export interface SetMultiOptions extends PrefixOptions, StoreOptions {
+export interface SetMultiOptions extends PrefixOptions, StoreOptions, NoreplyOptions {
   expiry?: number;
   time?: number;
   /** Resolve with `{ notStored, errors }` instead of the keys not stored. */
@@ -171,8 +181,8 @@ export class Client {
   set(key: Key, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
   add(key: Key, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
   replace(key: Key, value: Value, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
-  append(key: Key, value: Value, expiry?: number): Promise<boolean>;
-  prepend(key: Key, value: Value, expiry?: number): Promise<boolean>;
+  append(key: Key, value: Value, expiry?: number, options?: NoreplyOptions): Promise<boolean>;
+  prepend(key: Key, value: Value, expiry?: number, options?: NoreplyOptions): Promise<boolean>;
   /** Stores only if unchanged since gets() returned `cas`: true when stored. */
   cas(key: Key, value: Value, cas: bigint | number | string, expiry?: number, options?: StoreOptions | number): Promise<boolean>;
   /** The keys not stored (too large, refused, or their server failed); the others are stored. */
@@ -180,18 +190,21 @@ export class Client {
   setMulti(mapping: Record<string, Value> | Map<Key, Value>, options?: (SetMultiOptions & { withErrors?: false }) | number): Promise<string[]>;
 
   /** true when deleted, false when it was not there. */
-  delete(key: Key): Promise<boolean>;
+  delete(key: Key, options?: NoreplyOptions): Promise<boolean>;
   /** true when every server answered (a missing key is no failure). */
-  deleteMulti(keys: Key[], options?: PrefixOptions): Promise<boolean>;
+  deleteMulti(keys: Key[], options?: PrefixOptions & NoreplyOptions): Promise<boolean>;
 
   /** The new value (a BigInt above 2^53-1), or undefined when the key is missing. */
   incr(key: Key, delta?: number | bigint): Promise<number | bigint | undefined>;
   decr(key: Key, delta?: number | bigint): Promise<number | bigint | undefined>;
+  /** Quietly (no value comes back): true when applied, false when the key is missing. */
+  incr(key: Key, delta: number | bigint | undefined, options: { noreply: true }): Promise<boolean>;
+  decr(key: Key, delta: number | bigint | undefined, options: { noreply: true }): Promise<boolean>;
   /** With options (meta `ma`): a missing counter is created at `initial` (returned as is) with `ttl`. */
   incr(key: Key, delta: number | bigint | undefined, options: CounterOptions): Promise<number | bigint>;
   decr(key: Key, delta: number | bigint | undefined, options: CounterOptions): Promise<number | bigint>;
   /** true when the key exists. */
-  touch(key: Key, expiry: number): Promise<boolean>;
+  touch(key: Key, expiry: number, options?: NoreplyOptions): Promise<boolean>;
 
   /** Invalidates every item on every live server (after `delay` seconds). */
   flushAll(delay?: number): Promise<boolean>;

@@ -110,5 +110,6 @@ export const ERROR_CODES = Object.freeze([
 ]);
 
 export const OP_HASHED = 1;
+export const OP_NOREPLY = 2;
 export const NO_SERVER_INDEX = 65535;
 export const NO_WAKE = -1;

@@ -8,12 +8,23 @@
 //! over the item limit, incr of a non-number: both checked against 1.6.18); what does
 //! draw a reply is a request whose framing is broken (a bad key, a data block of the
 //! wrong length), and encoding never writes one.
+//!
+//! A quiet request (meta `q`, [`Connection::push_quiet`]) is the noreply that still says
+//! when it failed: memcached hides its success (`HD`; `EN` for `mg`) but answers `NS`,
+//! `NF`, `EX` with the request's opaque, and a run of quiet requests is closed by one `mn`
+//! whose `MN` comes after every earlier reply. So a quiet request is settled by the first
+//! reply after it was sent: its own (the opaque says so), a later one's, or `MN`; silence
+//! means what its `silence` status says. memcached answers `SERVER_ERROR` and
+//! `CLIENT_ERROR` without the opaque (checked against 1.6.18: a value over `-I`, incr of a
+//! non-number), so such an error is given to every quiet request it could be the answer
+//! to: those settled by the next reply that names one. None is taken for a success.
 
 use std::collections::VecDeque;
 
 use crate::error::{Error, Result};
+use crate::meta::{MetaReply, MetaStatus};
 use crate::request::{Expect, Request};
-use crate::response::{Response, ResponseParser};
+use crate::response::{parse_decimal, Response, ResponseParser};
 
 /// memcached's default item size limit (`-I 1m`), for callers that do not know better.
 pub const DEFAULT_MAX_ITEM_SIZE: usize = 1024 * 1024;
@@ -24,6 +35,14 @@ struct Pending<T> {
     expect: Expect,
     max_values: usize,
     tag: T,
+    quiet: Option<Quiet>,
+}
+
+/// What a quiet request was sent with: its opaque, and what its silence means.
+#[derive(Debug, Clone, Copy)]
+struct Quiet {
+    opaque: u32,
+    silence: MetaStatus,
 }
 
 /// Per-server connection state. `T` is what the caller needs back with each reply (the
@@ -39,6 +58,14 @@ pub struct Connection<T = ()> {
     /// Set by the first malformed reply: after it the byte stream cannot be trusted, so
     /// every later `receive` fails the same way until `reset`.
     broken: Option<Error>,
+    /// The opaque of the next quiet request.
+    next_opaque: u32,
+    /// The last request pushed was quiet: an `mn` must close the run
+    /// ([`Connection::close_quiet`]) before anything else is pushed or written.
+    quiet_open: bool,
+    /// An error memcached sent without an opaque while quiet requests wait: each of them
+    /// settled before the next reply naming one gets it.
+    ambiguous: Option<Response>,
 }
 
 impl Connection {
@@ -59,6 +86,9 @@ impl<T> Connection<T> {
             parser: ResponseParser::new(max_item_size),
             ready: VecDeque::new(),
             broken: None,
+            next_opaque: 1,
+            quiet_open: false,
+            ambiguous: None,
         }
     }
 
@@ -85,6 +115,7 @@ impl<T> Connection<T> {
         encode: impl FnOnce(&mut Vec<u8>) -> Result<()>,
         tag: T,
     ) -> Result<()> {
+        debug_assert!(!self.quiet_open, "a quiet run must be closed first");
         let start = self.outbound.len();
         if let Err(error) = encode(&mut self.outbound) {
             self.outbound.truncate(start);
@@ -95,9 +126,58 @@ impl<T> Connection<T> {
                 expect,
                 max_values,
                 tag,
+                quiet: None,
             });
         }
         Ok(())
+    }
+
+    /// Encodes a quiet meta request: `encode` appends it given its opaque (it must carry
+    /// `q` and `O<opaque>`); `silence` is what it means when memcached says nothing about
+    /// it (`Stored` for `ms`/`md`/`ma`, `Miss` for `mg`). Until [`Connection::close_quiet`]
+    /// only more quiet requests may follow.
+    pub fn push_quiet(
+        &mut self,
+        silence: MetaStatus,
+        encode: impl FnOnce(&mut Vec<u8>, u32) -> Result<()>,
+        tag: T,
+    ) -> Result<()> {
+        let opaque = self.next_opaque;
+        let start = self.outbound.len();
+        if let Err(error) = encode(&mut self.outbound, opaque) {
+            self.outbound.truncate(start);
+            return Err(error);
+        }
+        self.next_opaque = opaque.checked_add(1).unwrap_or(1);
+        self.pending.push_back(Pending {
+            expect: Expect::Meta,
+            max_values: 1,
+            tag,
+            quiet: Some(Quiet { opaque, silence }),
+        });
+        self.quiet_open = true;
+        Ok(())
+    }
+
+    /// Whether the last request pushed was quiet (an `mn` must follow it).
+    pub fn quiet_open(&self) -> bool {
+        self.quiet_open
+    }
+
+    /// Ends a run of quiet requests with `mn`, whose `MN` settles those memcached said
+    /// nothing about; `tag` is the `mn`'s own. Nothing happens when no run is open.
+    pub fn close_quiet(&mut self, tag: T) {
+        if !self.quiet_open {
+            return;
+        }
+        self.quiet_open = false;
+        self.outbound.extend_from_slice(b"mn\r\n");
+        self.pending.push_back(Pending {
+            expect: Expect::Meta,
+            max_values: 1,
+            tag,
+            quiet: None,
+        });
     }
 
     /// Every request pushed since the last call, as one write (pipelining).
@@ -143,19 +223,106 @@ impl<T> Connection<T> {
                     chunk[pos..=pos].escape_ascii().to_string()
                 ))));
             };
+            let quiet = front.quiet.is_some();
             match self
                 .parser
                 .parse(front.expect, front.max_values, &chunk[pos..])
             {
                 Ok((used, reply)) => {
                     pos += used;
-                    if let Some(reply) = reply {
-                        if let Some(done) = self.pending.pop_front() {
-                            deliver(done.tag, reply);
+                    match reply {
+                        Some(reply) if quiet => {
+                            if let Err(error) = self.settle_quiet(reply, &mut deliver) {
+                                return Err(self.break_with(error));
+                            }
                         }
+                        Some(reply) => {
+                            if let Some(done) = self.pending.pop_front() {
+                                deliver(done.tag, reply);
+                            }
+                        }
+                        None => {}
                     }
                 }
                 Err(error) => return Err(self.break_with(error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// A reply while the oldest waiting request is quiet: it settles that request and the
+    /// quiet ones up to the request it answers (see the module's notes).
+    fn settle_quiet(
+        &mut self,
+        reply: Response,
+        deliver: &mut impl FnMut(T, Response),
+    ) -> Result<()> {
+        let answers = match &reply {
+            Response::Meta(m) if m.status == MetaStatus::Noop => None,
+            Response::Meta(m) => {
+                let opaque = m
+                    .flags
+                    .opaque
+                    .as_deref()
+                    .and_then(parse_decimal)
+                    .and_then(|o| u32::try_from(o).ok())
+                    .ok_or_else(|| {
+                        Error::Protocol(format!(
+                            "a reply {:?} to a quiet request came back without its opaque",
+                            m.status
+                        ))
+                    })?;
+                let at = self
+                    .pending
+                    .iter()
+                    .take_while(|p| p.quiet.is_some())
+                    .position(|p| p.quiet.is_some_and(|q| q.opaque == opaque))
+                    .ok_or_else(|| {
+                        Error::Protocol(format!(
+                            "a reply with opaque {opaque} matches no quiet request waiting"
+                        ))
+                    })?;
+                Some(at)
+            }
+            Response::ServerError(_) | Response::ClientError(_) | Response::Error => {
+                if self.ambiguous.is_none() {
+                    self.ambiguous = Some(reply);
+                }
+                return Ok(());
+            }
+            other => {
+                return Err(Error::Protocol(format!(
+                    "a reply {other:?} where only meta replies to quiet requests can come"
+                )))
+            }
+        };
+        // The quiet requests before the one answered were settled by memcached's silence.
+        let silent = answers.unwrap_or_else(|| {
+            self.pending
+                .iter()
+                .take_while(|p| p.quiet.is_some())
+                .count()
+        });
+        for _ in 0..silent {
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
+            let outcome = match &self.ambiguous {
+                Some(error) => unattributed(error),
+                None => Response::Meta(MetaReply::new(
+                    p.quiet.map_or(MetaStatus::Stored, |q| q.silence),
+                )),
+            };
+            deliver(p.tag, outcome);
+        }
+        self.ambiguous = None;
+        // The request the reply answers: a quiet one by its opaque, or the run's `mn`.
+        match self.pending.pop_front() {
+            Some(p) => deliver(p.tag, reply),
+            None => {
+                return Err(Error::Protocol(
+                    "an MN arrived while no mn waits for it".into(),
+                ))
             }
         }
         Ok(())
@@ -202,12 +369,25 @@ impl<T> Connection<T> {
         self.outbound = Vec::new();
         self.parser.reset();
         self.broken = None;
+        self.quiet_open = false;
+        self.ambiguous = None;
         self.pending.drain(..).map(|p| p.tag).collect()
     }
 
     fn break_with(&mut self, error: Error) -> Error {
         self.broken = Some(error.clone());
         error
+    }
+}
+
+/// An error memcached sent without saying which quiet request it answers, as given to
+/// each request it may belong to.
+fn unattributed(error: &Response) -> Response {
+    const NOTE: &str = "(memcached sent this to one of the quiet writes since its last reply without saying which: this one may not have been applied)";
+    match error {
+        Response::ServerError(text) => Response::ServerError(format!("{text} {NOTE}")),
+        Response::ClientError(text) => Response::ClientError(format!("{text} {NOTE}")),
+        _ => Response::ClientError(format!("ERROR {NOTE}")),
     }
 }
 

@@ -228,7 +228,8 @@ pub struct MetaReply {
 }
 
 impl MetaReply {
-    fn new(status: MetaStatus) -> Self {
+    /// A reply of `status` without flags or value (what a quiet request's silence means).
+    pub fn new(status: MetaStatus) -> Self {
         MetaReply {
             status,
             flags: MetaFlags::default(),

@@ -88,6 +88,10 @@ wire_table! {
 /// Bit in an op's flags byte: every key of the op is preceded by the caller's u32 hash.
 pub const OP_HASHED: u8 = 1;
 
+/// Bit in an op's flags byte: the write is sent quietly (meta `q` with an opaque, one `mn`
+/// closing each run), so memcached answers only what did not succeed.
+pub const OP_NOREPLY: u8 = 2;
+
 /// The server field of an error that is about no server.
 pub const NO_SERVER_INDEX: u16 = u16::MAX;
 
@@ -123,7 +127,7 @@ pub fn javascript_module() -> String {
     }
     js.push_str("]);\n");
     js.push_str(&format!(
-        "\nexport const OP_HASHED = {OP_HASHED};\nexport const NO_SERVER_INDEX = {NO_SERVER_INDEX};\nexport const NO_WAKE = {NO_WAKE};\n"
+        "\nexport const OP_HASHED = {OP_HASHED};\nexport const OP_NOREPLY = {OP_NOREPLY};\nexport const NO_SERVER_INDEX = {NO_SERVER_INDEX};\nexport const NO_WAKE = {NO_WAKE};\n"
     ));
     js
 }

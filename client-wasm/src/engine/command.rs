@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! op    = opcode:u8 id:u32 opflags:u8 body      opflags bit 0 (OP_HASHED): every `key`
-//! key   = [hash:u32 if OP_HASHED] str             carries the caller's server hash
+//! key   = [hash:u32 if OP_HASHED] str             carries the caller's server hash;
+//!                                                 bit 1 (OP_NOREPLY): a quiet write
 //! value = kind:u8 str    kind: 0 bytes, 1 text (UTF-8), 2 int (8 bytes: f64 holding a safe
 //!                        integer), 3 long (decimal ASCII), 4 JSON text (stored as JSON or,
 //!                        with the pickle serializer, as a pickle), 5 a caller's serialized bytes
@@ -133,6 +134,9 @@ pub enum MetaCommand<'a> {
 pub struct Op<'a> {
     pub id: u32,
     pub command: Command<'a>,
+    /// Sent quietly ([`crate::engine::quiet`]): memcached answers only what did not
+    /// succeed. Only writes may be quiet.
+    pub noreply: bool,
 }
 
 /// Decodes every op of `batch`; `caller_hashes` says whether keys carry hashes.
@@ -148,7 +152,14 @@ pub fn decode_batch(batch: &[u8], caller_hashes: bool) -> Result<Vec<Op<'_>>> {
 fn decode_op<'a>(r: &mut Reader<'a>, caller_hashes: bool) -> Result<Op<'a>> {
     let code = r.u8()?;
     let id = r.u32()?;
-    let hashed = r.u8()? & wire::OP_HASHED != 0;
+    let op_flags = r.u8()?;
+    if op_flags & !(wire::OP_HASHED | wire::OP_NOREPLY) != 0 {
+        return Err(Error::BadArgument(format!(
+            "malformed batch: op {id} has unknown flags {op_flags:#04x}"
+        )));
+    }
+    let hashed = op_flags & wire::OP_HASHED != 0;
+    let noreply = op_flags & wire::OP_NOREPLY != 0;
     if hashed != caller_hashes {
         return Err(Error::BadArgument(format!(
             "malformed batch: op {id} {} explicit hashes",
@@ -303,7 +314,25 @@ fn decode_op<'a>(r: &mut Reader<'a>, caller_hashes: bool) -> Result<Op<'a>> {
             )))
         }
     };
-    Ok(Op { id, command })
+    let quiet_capable = matches!(
+        command,
+        Command::Store { .. }
+            | Command::Delete(_)
+            | Command::Touch(..)
+            | Command::Counter { .. }
+            | Command::SetMulti { .. }
+            | Command::DeleteMulti { .. }
+    );
+    if noreply && !quiet_capable {
+        return Err(Error::BadArgument(format!(
+            "malformed batch: op {id} (opcode {code}) cannot be noreply: only writes can"
+        )));
+    }
+    Ok(Op {
+        id,
+        command,
+        noreply,
+    })
 }
 
 impl ValueRef<'_> {

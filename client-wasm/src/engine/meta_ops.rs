@@ -238,16 +238,14 @@ impl Engine {
             },
             deadline,
         };
-        let pushed = s.connection.push_encoded(
+        let pushed = s.push_encoded(
             Expect::Meta,
-            1,
             |out| {
                 out.extend_from_slice(bytes);
                 Ok(())
             },
             waiting,
         );
-        s.dirty = true;
         if pushed.is_err() && read == MetaRead::Lease {
             self.leases.remove(id);
         }

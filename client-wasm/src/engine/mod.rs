@@ -38,6 +38,7 @@
 pub mod command;
 pub mod get_line;
 pub mod meta_ops;
+pub mod quiet;
 pub mod routing;
 pub mod server;
 
@@ -172,6 +173,8 @@ pub struct Engine {
     spare: Spare,
     now: u64,
     leases: meta_ops::Leases,
+    /// Set while a noreply op is queued: its requests are pushed quietly.
+    quiet: bool,
 }
 
 /// Buffers kept between calls so that steady traffic allocates little per call: get lines
@@ -234,6 +237,7 @@ impl Engine {
             spare: Spare::default(),
             now: 0,
             leases: meta_ops::Leases::default(),
+            quiet: false,
         })
     }
 
@@ -494,6 +498,7 @@ impl Engine {
     /// Sends what can be sent, asks for the sockets that are needed, and writes `wake`.
     fn finish(&mut self, out: &mut Vec<u8>) {
         let mut o = Out(out);
+        let deadline = self.deadline();
         for index in 0..self.servers.len() {
             self.close_get(index);
             let now = self.now;
@@ -503,6 +508,7 @@ impl Engine {
                 continue;
             }
             s.dirty = false;
+            s.close_quiet(deadline);
             if s.link == Link::Closed && s.is_busy() {
                 s.link = Link::Connecting {
                     deadline: now.saturating_add(connect_timeout),
@@ -586,6 +592,13 @@ impl Engine {
     /// Queues one op; on error nothing of it was queued (and the error says which server,
     /// if one).
     fn queue(&mut self, op: &Op, o: &mut Out) -> Result<(), (Option<usize>, Error)> {
+        self.quiet = op.noreply;
+        let queued = self.queue_command(op, o);
+        self.quiet = false;
+        queued
+    }
+
+    fn queue_command(&mut self, op: &Op, o: &mut Out) -> Result<(), (Option<usize>, Error)> {
         let id = op.id;
         let plain = |e: Error| (None, e);
         match &op.command {
@@ -639,7 +652,12 @@ impl Engine {
                         noreply: false,
                     }
                 };
-                self.push_single(server, &request, id, Reply::Counter)
+                let reply = if op.noreply {
+                    Reply::Applied
+                } else {
+                    Reply::Counter
+                };
+                self.push_single(server, &request, id, reply)
             }
             Command::Store {
                 verb,
@@ -914,9 +932,13 @@ impl Engine {
     ) -> Result<(), (Option<usize>, Error)> {
         self.close_get(server);
         let deadline = self.deadline();
-        self.servers[server]
-            .push(request, awaiting, deadline)
-            .map_err(|e| (Some(server), e))
+        let s = &mut self.servers[server];
+        let pushed = if self.quiet {
+            s.push_quiet(request, awaiting, deadline)
+        } else {
+            s.push(request, awaiting, deadline)
+        };
+        pushed.map_err(|e| (Some(server), e))
     }
 
     fn push_single(
@@ -1028,6 +1050,14 @@ impl Ctx<'_> {
     /// A reply arrived for `awaiting`.
     fn complete(&mut self, awaiting: Awaiting, response: Response, o: &mut Out) {
         let server = Some(self.server);
+        // A quiet write's meta reply reads as the text reply of its op.
+        let response = match (&awaiting, response) {
+            (
+                Awaiting::Single { reply, .. } | Awaiting::Part { reply, .. },
+                Response::Meta(meta),
+            ) if quiet::reads_as_text(*reply) => quiet::as_text(*reply, meta),
+            (_, response) => response,
+        };
         match awaiting {
             Awaiting::Get(mut line) => match response {
                 Response::Values(items) => {
@@ -1094,7 +1124,7 @@ impl Ctx<'_> {
                 };
                 self.part_done(id, ok, o);
             }
-            Awaiting::Probe => {}
+            Awaiting::Probe | Awaiting::Noop => {}
         }
     }
 
@@ -1136,6 +1166,8 @@ impl Ctx<'_> {
             | (Reply::Delete, Response::NotFound)
             | (Reply::Touch, Response::NotFound) => o.outcome(id, record::FALSE),
             (Reply::Counter, Response::NotFound) => o.outcome(id, record::MISS),
+            (Reply::Applied, Response::Touched) => o.outcome(id, record::TRUE),
+            (Reply::Applied, Response::NotFound) => o.outcome(id, record::FALSE),
             (Reply::Counter, Response::Number(n)) => {
                 o.outcome(id, record::NUMBER);
                 put_field(o.0, n.to_string().as_bytes());
@@ -1249,7 +1281,7 @@ impl Ctx<'_> {
                 }
                 self.part_done(id, per_server, o);
             }
-            Awaiting::Probe => {}
+            Awaiting::Probe | Awaiting::Noop => {}
         }
     }
 
@@ -1367,6 +1399,7 @@ fn expected(reply: Reply) -> &'static str {
         Reply::Delete => "DELETED/NOT_FOUND",
         Reply::Touch => "TOUCHED/NOT_FOUND",
         Reply::Counter => "a number or NOT_FOUND",
+        Reply::Applied => "HD/NF",
         Reply::Flush => "OK",
         Reply::Stats => "STAT lines",
         Reply::Version => "VERSION",

@@ -38,6 +38,8 @@ pub enum Reply {
     Delete,
     Touch,
     Counter,
+    /// A noreply incr or decr: applied (true) or the key is missing (false).
+    Applied,
     Flush,
     Stats,
     Version,
@@ -58,6 +60,8 @@ pub enum Awaiting {
     Part { id: u32, index: u32, reply: Reply },
     /// The engine's own `version` on a new connection to a server that is down.
     Probe,
+    /// The `mn` closing a run of quiet writes ([`super::quiet`]): its `MN` settles them.
+    Noop,
 }
 
 /// A pending request's tag.
@@ -107,14 +111,56 @@ impl Server {
 
     /// Encodes a request after everything queued before it.
     pub fn push(&mut self, request: &Request, awaiting: Awaiting, deadline: u64) -> Result<()> {
+        self.close_quiet(deadline);
         self.connection
             .push_tagged(request, Waiting { awaiting, deadline })?;
         self.dirty = true;
         Ok(())
     }
 
+    /// Encodes a write quietly (noreply): memcached answers it only if it did not succeed.
+    pub fn push_quiet(
+        &mut self,
+        request: &Request,
+        awaiting: Awaiting,
+        deadline: u64,
+    ) -> Result<()> {
+        self.connection.push_quiet(
+            super::quiet::silence(request),
+            |out, opaque| super::quiet::encode(request, opaque, out),
+            Waiting { awaiting, deadline },
+        )?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Encodes bytes `encode` appends, whose reply is read as `expect` says.
+    pub fn push_encoded(
+        &mut self,
+        expect: Expect,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+        waiting: Waiting,
+    ) -> Result<()> {
+        self.close_quiet(waiting.deadline);
+        let pushed = self.connection.push_encoded(expect, 1, encode, waiting);
+        self.dirty = true;
+        pushed
+    }
+
+    /// Closes a run of quiet writes with its `mn` (before anything else is queued, and
+    /// before the bytes are written).
+    pub fn close_quiet(&mut self, deadline: u64) {
+        if self.connection.quiet_open() {
+            self.connection.close_quiet(Waiting {
+                awaiting: Awaiting::Noop,
+                deadline,
+            });
+        }
+    }
+
     /// Encodes a get line; the line itself is the tag its values are split by.
     pub fn push_get_line(&mut self, line: GetLine, deadline: u64) {
+        self.close_quiet(deadline);
         let placeholder = Waiting {
             awaiting: Awaiting::Get(GetLine::default()),
             deadline,
@@ -136,6 +182,7 @@ impl Server {
 
     /// Encodes a metadump: its line becomes a segment of its own.
     pub fn push_metadump(&mut self, request: &Request, id: u32, deadline: u64) -> Result<()> {
+        self.close_quiet(deadline);
         self.hold_outbound();
         let awaiting = Awaiting::Single {
             id,

@@ -905,3 +905,135 @@ fn a_request_timeout_shorter_than_connect_timeout_fails_the_connection_not_the_s
     assert!(e.message.contains("request timeout"), "{}", e.message);
     assert!(out.has(&Entry::Close(0)));
 }
+
+impl Batch {
+    /// The last op becomes noreply (its flags byte is the sixth of the op).
+    fn quiet(mut self, op_start: usize) -> Self {
+        self.0[op_start + 5] |= crate::wire::OP_NOREPLY;
+        self
+    }
+}
+
+#[test]
+fn noreply_writes_go_quietly_and_one_mn_closes_the_run() {
+    let mut h = Harness::new(1);
+    let b = Batch::default().set(1, b"a", b"1");
+    let at = b.0.len();
+    let b = b.set(2, b"b", b"2").quiet(at);
+    let at = b.0.len();
+    let b = b
+        .op(opcode::ADD, 3)
+        .str(b"a")
+        .u32(0)
+        .u32(0)
+        .value(b"x")
+        .quiet(at);
+    let at = b.0.len();
+    let b = b.op(opcode::DELETE, 4).str(b"zz").quiet(at);
+    let at = b.0.len();
+    let b = b
+        .op(opcode::TOUCH, 5)
+        .str(b"a")
+        .u32(9)
+        .quiet(at)
+        .get(6, b"a");
+    h.submit(1, b);
+    assert_eq!(
+        h.open_all(1),
+        vec![(
+            0,
+            "set a 16 0 1\r\n1\r\nms b 1 T0 F16 MS q O1\r\n2\r\nms a 1 T0 F16 ME q O2\r\nx\r\n\
+             md zz q O3\r\nmg a T9 q O4\r\nmn\r\nget a\r\n"
+                .into()
+        )],
+        "the quiet run is closed by mn before the loud get"
+    );
+    // memcached: STORED for the loud set, silence for b, NS for the add, NF for the
+    // delete, HD for the touch's hit, MN, then the get.
+    let out = h.receive(
+        2,
+        0,
+        b"STORED\r\nNS O2\r\nNF O3\r\nHD O4\r\nMN\r\nVALUE a 16 1\r\n1\r\nEND\r\n",
+    );
+    assert_eq!(
+        out.outcomes(),
+        vec![
+            (1, Rec::True),
+            (2, Rec::True),
+            (3, Rec::False),
+            (4, Rec::False),
+            (5, Rec::True),
+            (6, Rec::Value(b"1".to_vec())),
+        ]
+    );
+    assert_eq!(out.wake, None, "nothing waits");
+}
+
+#[test]
+fn a_quiet_run_is_settled_by_mn_and_an_unattributed_error_fails_every_write_it_may_be() {
+    let mut h = Harness::new(1);
+    let mut b = Batch::default();
+    for (id, key) in [(1, b"a"), (2, b"b"), (3, b"c"), (4, b"d")] {
+        let at = b.0.len();
+        b = b.set(id, key, b"v").quiet(at);
+    }
+    h.submit(1, b);
+    assert!(h.open_all(1)[0].1.ends_with("mn\r\n"));
+    // A SERVER_ERROR without an opaque, then NS for the fourth: the error is one of the
+    // first three's, so none of them is taken for stored.
+    let out = h.receive(
+        2,
+        0,
+        b"SERVER_ERROR object too large for cache\r\nNS O4\r\nMN\r\n",
+    );
+    let outcomes = out.outcomes();
+    assert_eq!(
+        errors(&Output {
+            wake: None,
+            entries: outcomes[..3]
+                .iter()
+                .map(|(id, r)| Entry::Outcome(*id, r.clone()))
+                .collect()
+        }),
+        vec![
+            (1, "SERVER_ERROR"),
+            (2, "SERVER_ERROR"),
+            (3, "SERVER_ERROR")
+        ]
+    );
+    assert_eq!(outcomes[3], (4, Rec::False));
+    // The next run starts clean: silence and MN store both.
+    let mut b = Batch::default();
+    for (id, key) in [(5, b"e"), (6, b"f")] {
+        let at = b.0.len();
+        b = b.set(id, key, b"v").quiet(at);
+    }
+    h.submit(3, b);
+    let out = h.receive(4, 0, b"MN\r\n");
+    assert_eq!(out.outcomes(), vec![(5, Rec::True), (6, Rec::True)]);
+}
+
+#[test]
+fn quiet_writes_time_out_and_fail_with_their_connection() {
+    let mut h = Harness::new(1);
+    let b = Batch::default();
+    let b = b.set(1, b"a", b"1").quiet(0);
+    h.submit(1, b);
+    let out = h.connected(1, 0);
+    assert_eq!(out.wake, Some(3_001), "a quiet write has its deadline too");
+    let out = h.lost(2, 0);
+    assert_eq!(errors(&out), vec![(1, "CONNECTION_ERROR")]);
+    // A reply naming no waiting write is a protocol error, not a guess.
+    let mut h = Harness::new(1);
+    h.submit(1, Batch::default().set(1, b"a", b"1").quiet(0));
+    h.open_all(1);
+    let out = h.receive(2, 0, b"NS O99\r\n");
+    assert_eq!(errors(&out), vec![(1, "PROTOCOL_ERROR")]);
+}
+
+#[test]
+fn only_writes_can_be_noreply() {
+    let mut h = Harness::new(1);
+    let batch = Batch::default().get(1, b"a").quiet(0);
+    assert!(h.engine.submit(0, &batch.0, &mut h.out).is_err());
+}

@@ -17,6 +17,15 @@ await mc.get(2n ** 64n);
 await mc.set(7, "seven", 60);
 await mc.getMulti(keys, { keyPrefix: "p:" });
 await mc.setMulti(new Map<Key, unknown>([[1, "one"], ["two", 2]]));
+// noreply writes: the same results, a quiet counter says only whether it applied.
+const stored: boolean = await mc.set("q", 1, 0, { noreply: true });
+const applied: boolean = await mc.incr("n", 1, { noreply: true });
+await mc.delete("q", { noreply: true });
+await mc.deleteMulti(["q"], { keyPrefix: "p:", noreply: true });
+await mc.touch("q", 5, { noreply: true });
+void stored; void applied;
+// @ts-expect-error noreply is a boolean
+await mc.delete("q", { noreply: "yes" });
 const server: string = mc.serverForKey(99);
 void server;
 // @ts-expect-error a key is not an object
