@@ -120,7 +120,12 @@ export class KeyPanel {
     this.clearResult();
     const key = this.requireKey();
     const server = this.client.serverForKey(key);
-    const item = await this.client.inspect(key);
+    // The remaining TTL comes from the meta protocol (`mg <key> t`), read beside the item;
+    // a server without it (memcached before 1.6) still shows the item, its TTL unknown.
+    const [item, withTtl] = await Promise.all([
+      this.client.inspect(key),
+      this.client.getWithTtl(key).then((v) => v, (error) => ({ error })),
+    ]);
     this.shownKey = key;
     if (item === undefined) {
       replaceChildren(
@@ -138,6 +143,7 @@ export class KeyPanel {
         el("div", {}, el("dt", {}, "Server"), el("dd", { "data-item": "server" }, item.server ?? server)),
         el("div", {}, el("dt", {}, "Flags"), el("dd", { "data-item": "flags" }, `${item.flags} (${describeFlags(item.flags)})`)),
         el("div", {}, el("dt", {}, "Size"), el("dd", { "data-item": "size" }, `${format.count(item.size)} bytes stored`)),
+        el("div", {}, el("dt", {}, "TTL"), el("dd", { "data-item": "ttl" }, ttlText(withTtl))),
         el("div", {}, el("dt", {}, "Shown as"), el("dd", { "data-item": "kind" }, kindCaption(shown.kind, item.flags))),
       ),
       el("pre", { class: `value ${shown.kind}`, "data-item": "value" }, shown.text),
@@ -232,4 +238,12 @@ export class KeyPanel {
     await this.lookUp();
     this.say(`"${key}" is now ${value}.`);
   }
+}
+
+/** The remaining TTL as getWithTtl read it: seconds left, never, or why it is unknown. */
+export function ttlText(withTtl) {
+  if (withTtl === undefined) return "unknown (the item expired or was deleted since)";
+  if (withTtl.error !== undefined) return `unknown (${withTtl.error.message})`;
+  if (withTtl.ttl === -1) return "never expires";
+  return `${format.duration(withTtl.ttl)} left (${format.count(withTtl.ttl)} s)`;
 }

@@ -176,6 +176,8 @@ test("a key set in the page reads back, in the page and in python-memcached", as
   await page.locator('#key-status [data-outcome="ok"]', { hasText: "Stored" }).waitFor({ timeout: UI_TIMEOUT_MS });
   assert.equal(await page.locator('[data-item="value"]').textContent(), value);
   assert.match(await page.locator('[data-item="flags"]').textContent(), /^16 \(text/);
+  // The remaining TTL, read with the meta protocol (expiry 300 s, a second or two gone).
+  assert.match(await page.locator('[data-item="ttl"]').textContent(), / left \((29\d|300) s\)$/);
 
   // Read it back in the page after clearing the result, then outside the browser.
   await page.fill("#value-input", "");
