@@ -175,6 +175,12 @@ async fn read_only_refuses_writes_with_1008_and_nothing_reaches_memcached() {
         (b"flush_all\r\n", "flush_all"),
         (b"ms seen 3 T0\r\nnew\r\n", "ms"),
         (b"mg seen v T1\r\n", "mg"),
+        (b"md seen\r\n", "md"),
+        (b"md seen I q\r\n", "md"),
+        (b"ma seen\r\n", "ma"),
+        (b"mg nothing v N30\r\n", "mg"),
+        (b"mg seen v R30\r\n", "mg"),
+        (b"mg seen E99\r\n", "mg"),
     ] {
         let mut ws = connect(&url, &[]).await.unwrap();
         // A read first, in the same frame: it is answered before the close.
@@ -198,7 +204,19 @@ async fn read_only_refuses_writes_with_1008_and_nothing_reaches_memcached() {
     );
     assert_eq!(
         bridge.metric("memcache_bridge_refusals_total{reason=\"read_only\"}"),
-        7
+        13
+    );
+    // Meta reads pass: the value with its flags, TTL and key, quiet, and mn.
+    let mut ws = connect(&url, &[]).await.unwrap();
+    send(&mut ws, b"mg seen v f t k\r\nmg nothing v q\r\nmn\r\n").await;
+    assert_eq!(
+        read_until(&mut ws, b"MN\r\n").await,
+        b"VA 3 f0 t-1 kseen\r\nold\r\nMN\r\n"
+    );
+    assert_eq!(
+        memcached.stat("curr_items"),
+        1,
+        "the quiet miss made no item"
     );
     let (_, servers) = bridge.get("/servers");
     assert!(servers.contains("\"readOnly\":true"), "{servers}");
