@@ -12,7 +12,7 @@
 //! `HD` (and `EN` of `mg`) but never `NS`, `EX` or `NF`.
 
 use crate::error::{Error, Result};
-use crate::request::write_key;
+use crate::request::{push_i64, push_u64, write_key};
 use crate::response::{excerpt, next_line, parse_decimal, Response};
 
 /// Longest opaque token memcached echoes (its `MFLAG_MAX_OPAQUE_LENGTH`).
@@ -116,7 +116,7 @@ impl MetaRequest<'_> {
         match (self.verb, self.data) {
             (MetaVerb::Set, Some(data)) => {
                 out.push(b' ');
-                out.extend_from_slice(data.len().to_string().as_bytes());
+                push_u64(out, data.len() as u64);
             }
             (MetaVerb::Set, None) => {
                 return Err(Error::BadArgument("ms needs a value".into()));
@@ -140,7 +140,7 @@ impl MetaRequest<'_> {
             out.push(flag.letter);
             match flag.token {
                 Token::None => {}
-                Token::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                Token::Number(n) => push_i64(out, n),
                 Token::Word(word) => {
                     if word.is_empty() || word.iter().any(|&b| b <= b' ' || b == 0x7f) {
                         return Err(Error::BadArgument(format!(

@@ -13,6 +13,41 @@ use crate::response::Response;
 
 use super::server::Reply;
 
+const ONLY_WRITES: &str =
+    "only writes (set, add, replace, append, prepend, cas, delete, touch, incr, decr) can be noreply";
+
+/// A quiet request's flags, at most five (T F M|C, then q and O): no allocation per write.
+struct Flags<'a> {
+    buf: [Flag<'a>; 5],
+    len: usize,
+}
+
+impl Default for Flags<'_> {
+    fn default() -> Self {
+        Flags {
+            buf: [Flag::bare(b'q'); 5],
+            len: 0,
+        }
+    }
+}
+
+impl<'a> Flags<'a> {
+    fn push(&mut self, flag: Flag<'a>) {
+        self.buf[self.len] = flag;
+        self.len += 1;
+    }
+
+    fn extend<const N: usize>(&mut self, flags: [Flag<'a>; N]) {
+        for flag in flags {
+            self.push(flag);
+        }
+    }
+
+    fn as_slice(&self) -> &[Flag<'a>] {
+        &self.buf[..self.len]
+    }
+}
+
 /// What memcached's silence about `request` means when it is sent quietly.
 pub fn silence(request: &Request) -> MetaStatus {
     match request {
@@ -27,7 +62,7 @@ pub fn silence(request: &Request) -> MetaStatus {
 pub fn encode(request: &Request, opaque: u32, out: &mut Vec<u8>) -> Result<()> {
     let opaque = Flag::number(b'O', i64::from(opaque));
     let quiet = Flag::bare(b'q');
-    let mut flags: Vec<Flag> = Vec::with_capacity(6);
+    let mut flags = Flags::default();
     let (verb, key, data) = match request {
         Request::Store {
             verb,
@@ -60,7 +95,8 @@ pub fn encode(request: &Request, opaque: u32, out: &mut Vec<u8>) -> Result<()> {
             ..
         } => {
             let cas = i64::try_from(*cas).map_err(|_| {
-                Error::BadArgument(format!("a noreply cas takes a cas unique below 2^63, got {cas}"))
+                let text = format!("a noreply cas takes a cas unique below 2^63, got {cas}");
+                Error::BadArgument(text)
             })?;
             flags.extend([
                 Flag::number(b'T', *exptime),
@@ -76,7 +112,8 @@ pub fn encode(request: &Request, opaque: u32, out: &mut Vec<u8>) -> Result<()> {
         }
         Request::Incr { key, delta, .. } | Request::Decr { key, delta, .. } => {
             let delta = i64::try_from(*delta).map_err(|_| {
-                Error::BadArgument(format!("a noreply incr or decr takes a delta below 2^63, got {delta}"))
+                let text = format!("a noreply incr or decr takes a delta below 2^63, got {delta}");
+                Error::BadArgument(text)
             })?;
             flags.push(Flag::number(b'D', delta));
             if matches!(request, Request::Decr { .. }) {
@@ -85,16 +122,14 @@ pub fn encode(request: &Request, opaque: u32, out: &mut Vec<u8>) -> Result<()> {
             (MetaVerb::Arithmetic, *key, None)
         }
         _ => {
-            return Err(Error::BadArgument(
-                "only writes (set, add, replace, append, prepend, cas, delete, touch, incr, decr) can be noreply".into(),
-            ))
+            return Err(Error::BadArgument(ONLY_WRITES.into()));
         }
     };
     flags.extend([quiet, opaque]);
     MetaRequest {
         verb,
         key,
-        flags: &flags,
+        flags: flags.as_slice(),
         data,
     }
     .encode(out)
