@@ -5,7 +5,7 @@
 // calls, WRITE / CONNECT / CLOSE drive the sockets, SERVER_DOWN / SERVER_UP become events,
 // and `wake` arms the one timer. What a reply means and when a server is retried are the
 // engine's rules, not this file's.
-import { BatchWriter, ResultReader } from "./batch.js";
+import { BatchWriter, MemoryViews, ResultReader } from "./batch.js";
 import { BadArgumentError, ClosedError, MemcacheError } from "./errors.js";
 import {
   OpTable, Operation, checkCas, checkDelta, checkExpiry, checkKey, checkPrefix, readError, thrownError, writeValue,
@@ -19,6 +19,17 @@ import { Entry, LinkFailure, MetadumpScope, OP_HASHED, Op } from "./wire.js";
 const MAX_TIMER_MS = 0x7fffffff;
 /** Op ids wrap within u32. */
 const MAX_OP_ID = 0xffffffff;
+/**
+ * The engine's input buffer is asked for at least this size, so that the chunks and batches
+ * of steady traffic are written where it already lies, with no crossing to ask for room.
+ */
+const MIN_INPUT_BYTES = 64 * 1024;
+/**
+ * How long the sockets of a client with nothing in flight stay ref'd before they let Node
+ * exit: a script whose calls are all answered exits this much later, and back-to-back calls
+ * (a sequential loop goes idle after every reply) do not unref and ref the sockets each time.
+ */
+const IDLE_UNREF_MS = 1;
 
 /** The events a Client emits (client.on(name, listener)). */
 const EVENTS = new Set(["serverDown", "serverUp", "refreshError"]);
@@ -117,9 +128,14 @@ export class Client {
     this._busy = false;
     this._timer = null;
     this._timerAt = Infinity;
+    this._idleTimer = null;
+    this._inputAt = 0;
+    this._inputCapacity = 0;
+    this._reader = new ResultReader(platform.views ??= new MemoryViews(platform.memory));
     this._listeners = { serverDown: [], serverUp: [], refreshError: [] };
     this._flush = this._flush.bind(this);
     this._onTimer = this._onTimer.bind(this);
+    this._onIdle = this._onIdle.bind(this);
   }
 
   /** The servers as configured: [{address, weight, up, dead, status}] (dead: skipped by routing now). */
@@ -355,6 +371,7 @@ export class Client {
     this._ops.clear();
     for (const server of this._servers) server.close();
     if (this._timer !== null) { clearTimeout(this._timer); this._timer = null; }
+    if (this._idleTimer !== null) { clearTimeout(this._idleTimer); this._idleTimer = null; }
     if (!this._crossing) this._engine.free();
     return Promise.resolve();
   }
@@ -554,11 +571,20 @@ export class Client {
     this._carryOut(this._engine.handleTimeout(now()));
   }
 
-  /** Copies `bytes` into the engine's input buffer; returns their length. */
+  /**
+   * Copies `bytes` into the engine's input buffer; returns their length. The buffer's address
+   * holds until it is asked to grow (memory growing does not move it), so the engine is
+   * asked only for more room than it has.
+   */
   _input(bytes) {
-    const at = this._engine.input(bytes.length);
-    new Uint8Array(platform.memory.buffer, at, bytes.length).set(bytes);
-    return bytes.length;
+    const n = bytes.length;
+    if (n > this._inputCapacity) {
+      const capacity = Math.max(n, MIN_INPUT_BYTES, this._inputCapacity * 2);
+      this._inputAt = this._engine.input(capacity);
+      this._inputCapacity = capacity;
+    }
+    this._reader.views.current().set(bytes, this._inputAt);
+    return n;
   }
 
   /**
@@ -567,11 +593,13 @@ export class Client {
    */
   _carryOut(n) {
     const engine = this._engine;
+    // The one reader is reused; a crossing inside another (none is known) gets its own.
+    const r = this._crossing ? new ResultReader(this._reader.views) : this._reader;
     this._crossing = true;
     let events = null;
     try {
-      // Views are made after the call: wasm memory may have grown (and moved) during it.
-      const r = new ResultReader(new Uint8Array(platform.memory.buffer, engine.output(), n));
+      // Memory views are checked after the call: wasm memory may have grown during it.
+      r.reset(engine.output(), n);
       const wake = r.f64();
       const ops = this._ops;
       const servers = this._servers;
@@ -598,7 +626,7 @@ export class Client {
             const server = servers[r.u16()];
             // A copy: the view into wasm memory is overwritten by the next crossing, and a
             // socket may still hold the bytes then.
-            server.write(r.field().slice());
+            server.write(r.copy());
             break;
           }
           case Entry.CONNECT: {
@@ -650,7 +678,17 @@ export class Client {
     this._timer = timer;
   }
 
+  /** Nothing in flight: the sockets let Node exit, IDLE_UNREF_MS from now if still idle. */
   _idleCheck() {
+    if (this._busy && this._ops.size === 0 && this._idleTimer === null && !this._closed) {
+      const timer = setTimeout(this._onIdle, IDLE_UNREF_MS);
+      if (typeof timer === "object" && typeof timer.unref === "function") timer.unref();
+      this._idleTimer = timer;
+    }
+  }
+
+  _onIdle() {
+    this._idleTimer = null;
     if (this._busy && this._ops.size === 0) this._setBusy(false);
   }
 
