@@ -115,6 +115,14 @@ export class MemoryViews {
   }
 }
 
+/** Up to this many bytes a loop copies faster than a subarray and set(). */
+const SMALL_COPY_BYTES = 64;
+
+/** Node's Buffer#utf8Slice, which Buffer#toString("utf8", start, end) calls after checking
+ * its arguments (the reader's offsets are in range by construction). */
+const utf8Slice = NodeBuffer !== null && typeof NodeBuffer.prototype.utf8Slice === "function"
+  ? NodeBuffer.prototype.utf8Slice : null;
+
 /** Walks a buffer the engine returned: `length` bytes at `start` of wasm memory. One reader
  * is reused for every crossing (reset() before each). */
 export class ResultReader {
@@ -155,19 +163,22 @@ export class ResultReader {
     const n = this.u32();
     const start = this.at;
     this.at += n;
+    const bytes = this.bytes;
     if (this.buffer !== null) {
       const out = NodeBuffer.allocUnsafe(n);
-      this.buffer.copy(out, 0, start, start + n);
+      // A get line is a few dozen bytes: a loop beats Buffer#copy's argument checks there.
+      if (n <= SMALL_COPY_BYTES) for (let i = 0; i < n; i++) out[i] = bytes[start + i];
+      else out.set(bytes.subarray(start, start + n));
       return out;
     }
-    return this.bytes.slice(start, start + n);
+    return bytes.slice(start, start + n);
   }
   /** The next field as UTF-8 text. */
   text() {
     const n = this.u32();
     const start = this.at;
     this.at += n;
-    if (this.buffer !== null) return this.buffer.toString("utf8", start, start + n);
+    if (this.buffer !== null) return utf8Slice !== null ? utf8Slice.call(this.buffer, start, start + n) : this.buffer.toString("utf8", start, start + n);
     return textDecoder.decode(this.bytes.subarray(start, start + n));
   }
 }
