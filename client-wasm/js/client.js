@@ -17,6 +17,8 @@ import { Entry, LinkFailure, MetadumpScope, OP_HASHED, Op } from "./wire.js";
 
 /** setTimeout's longest delay; a longer one would fire at once (the engine asks again). */
 const MAX_TIMER_MS = 0x7fffffff;
+/** What Engine.submit and Engine.receive return when they failed (Engine.takeError() says why). */
+const CROSSING_FAILED = 0xffffffff;
 /** Op ids wrap within u32. */
 const MAX_OP_ID = 0xffffffff;
 /**
@@ -534,12 +536,18 @@ export class Client {
     this._setBusy(true);
     const n = this._input(this._writer.bytes, this._writer.length);
     this._writer.reset();
-    let length;
+    let length, failure;
     try {
       length = this._engine.submit(now(), n);
+      if (length === CROSSING_FAILED) failure = this._engine.takeError();
     } catch (e) {
+      // A trap in the engine throws; the calls fail the same way.
+      length = CROSSING_FAILED;
+      failure = e;
+    }
+    if (length === CROSSING_FAILED) {
       // The batch itself was refused (a bug on this side of the wire): its calls fail.
-      const error = thrownError(e);
+      const error = thrownError(failure);
       for (const op of ops) { this._ops.delete(op.id); op.fail(error); }
       this._idleCheck();
       return;
@@ -550,11 +558,16 @@ export class Client {
   _received(server, chunk) {
     if (this._closed) return;
     const n = this._input(chunk);
-    let length;
+    let length, failure;
     try {
       length = this._engine.receive(now(), server.index, n);
+      if (length === CROSSING_FAILED) failure = this._engine.takeError();
     } catch (e) {
-      this._lost(server, thrownError(e));
+      length = CROSSING_FAILED;
+      failure = e;
+    }
+    if (length === CROSSING_FAILED) {
+      this._lost(server, thrownError(failure));
       return;
     }
     this._carryOut(length);
