@@ -59,24 +59,26 @@ async function child(opts) {
   const proto = glue.Engine.prototype;
   const submit = proto.submit;
   const receive = proto.receive;
-  proto.submit = function countedSubmit(batch) {
+  // Pass every argument through: the engine's calls take the clock first (submit(now, len),
+  // receive(now, server, len)).
+  proto.submit = function countedSubmit(...args) {
     const t0 = performance.now();
     try {
-      return submit.call(this, batch);
+      return submit.apply(this, args);
     } finally {
       counts.submitMs += performance.now() - t0;
       counts.submit++;
     }
   };
-  proto.receive = function countedReceive(server, chunk) {
+  proto.receive = function countedReceive(...args) {
     const t0 = performance.now();
     try {
-      return receive.call(this, server, chunk);
+      return receive.apply(this, args);
     } finally {
       counts.receiveMs += performance.now() - t0;
       counts.receive++;
-      // the engine takes the chunk itself, or (crossing through its input buffer) its length
-      counts.bytesIn += typeof chunk === 'number' ? chunk : chunk.length;
+      // the last argument: the chunk's length in the engine's input buffer
+      counts.bytesIn += args[args.length - 1];
     }
   };
   const write = net.Socket.prototype.write;

@@ -1,7 +1,7 @@
 // The byte level of the engine's formats (client-wasm/src/engine/command.rs for batches,
 // engine/mod.rs for output; the numbers are in the generated wire.js): BatchWriter
 // encodes the operations of one tick into one reused buffer for Engine.submit,
-// ResultReader walks the output of every engine call.
+// ResultReader walks the output of every engine call through MemoryViews.
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: false });
@@ -86,37 +86,99 @@ export class BatchWriter {
 const NodeBuffer = typeof globalThis.Buffer === "function" && typeof globalThis.Buffer.from === "function"
   ? globalThis.Buffer : null;
 
-/** Walks a buffer the engine returned. */
-export class ResultReader {
-  constructor(bytes) {
-    this.bytes = bytes;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.at = 0;
+/**
+ * Views of the whole of wasm memory, made once and again only after memory grew (growing
+ * detaches the old ArrayBuffer, whose views then have length 0): a crossing reads and writes
+ * through them without making a typed array, a DataView or a Buffer of its own (each costs
+ * more than the crossing itself).
+ */
+export class MemoryViews {
+  constructor(memory) {
+    this.memory = memory;
+    this.bytes = null;
+    this.view = null;
     this.buffer = null;
+    this.refresh();
   }
-  get done() { return this.at >= this.bytes.length; }
+
+  /** The byte view of memory as it is now. */
+  current() {
+    if (this.bytes.byteLength === 0) this.refresh();
+    return this.bytes;
+  }
+
+  refresh() {
+    const ab = this.memory.buffer;
+    this.bytes = new Uint8Array(ab);
+    this.view = new DataView(ab);
+    this.buffer = NodeBuffer !== null ? NodeBuffer.from(ab) : null;
+  }
+}
+
+/** Up to this many bytes a loop copies faster than a subarray and set(). */
+const SMALL_COPY_BYTES = 64;
+
+/** Node's Buffer#utf8Slice, which Buffer#toString("utf8", start, end) calls after checking
+ * its arguments (the reader's offsets are in range by construction). */
+const utf8Slice = NodeBuffer !== null && typeof NodeBuffer.prototype.utf8Slice === "function"
+  ? NodeBuffer.prototype.utf8Slice : null;
+
+/** Walks a buffer the engine returned: `length` bytes at `start` of wasm memory. One reader
+ * is reused for every crossing (reset() before each). */
+export class ResultReader {
+  constructor(views) {
+    this.views = views;
+    this.bytes = null;
+    this.view = null;
+    this.buffer = null;
+    this.at = 0;
+    this.end = 0;
+  }
+  reset(start, length) {
+    const views = this.views;
+    this.bytes = views.current();
+    this.view = views.view;
+    this.buffer = views.buffer;
+    this.at = start;
+    this.end = start + length;
+    return this;
+  }
+  get done() { return this.at >= this.end; }
   u8() { return this.bytes[this.at++]; }
   u16() { const v = this.view.getUint16(this.at, true); this.at += 2; return v; }
   u32() { const v = this.view.getUint32(this.at, true); this.at += 4; return v; }
   u64() { const v = this.view.getBigUint64(this.at, true); this.at += 8; return v; }
   f64() { const v = this.view.getFloat64(this.at, true); this.at += 8; return v; }
-  /** The next u32-length-prefixed field as a view into the buffer (no copy). */
+  /** The next u32-length-prefixed field as a view into wasm memory (no copy; valid until the
+   * next crossing). */
   field() {
     const n = this.u32();
     const start = this.at;
     this.at += n;
     return this.bytes.subarray(start, start + n);
   }
+  /** The next field copied out of wasm memory: a Buffer in Node (taken from its pool, and
+   * what a socket writes without converting it), a Uint8Array elsewhere. */
+  copy() {
+    const n = this.u32();
+    const start = this.at;
+    this.at += n;
+    const bytes = this.bytes;
+    if (this.buffer !== null) {
+      const out = NodeBuffer.allocUnsafe(n);
+      // A get line is a few dozen bytes: a loop beats Buffer#copy's argument checks there.
+      if (n <= SMALL_COPY_BYTES) for (let i = 0; i < n; i++) out[i] = bytes[start + i];
+      else out.set(bytes.subarray(start, start + n));
+      return out;
+    }
+    return bytes.slice(start, start + n);
+  }
   /** The next field as UTF-8 text. */
   text() {
     const n = this.u32();
     const start = this.at;
     this.at += n;
-    if (NodeBuffer !== null) {
-      const bytes = this.bytes;
-      this.buffer ??= NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      return this.buffer.toString("utf8", start, start + n);
-    }
+    if (this.buffer !== null) return utf8Slice !== null ? utf8Slice.call(this.buffer, start, start + n) : this.buffer.toString("utf8", start, start + n);
     return textDecoder.decode(this.bytes.subarray(start, start + n));
   }
 }

@@ -5,7 +5,7 @@
 // calls, WRITE / CONNECT / CLOSE drive the sockets, SERVER_DOWN / SERVER_UP become events,
 // and `wake` arms the one timer. What a reply means and when a server is retried are the
 // engine's rules, not this file's.
-import { BatchWriter, ResultReader } from "./batch.js";
+import { BatchWriter, MemoryViews, ResultReader } from "./batch.js";
 import { BadArgumentError, ClosedError, MemcacheError } from "./errors.js";
 import {
   OpTable, Operation, checkCas, checkDelta, checkExpiry, checkKey, checkPrefix, readError, thrownError, writeValue,
@@ -17,8 +17,18 @@ import { Entry, LinkFailure, MetadumpScope, OP_HASHED, OP_NOREPLY, Op } from "./
 
 /** setTimeout's longest delay; a longer one would fire at once (the engine asks again). */
 const MAX_TIMER_MS = 0x7fffffff;
+/** What Engine.submit and Engine.receive return when they failed (Engine.takeError() says why). */
+const CROSSING_FAILED = 0xffffffff;
 /** Op ids wrap within u32. */
 const MAX_OP_ID = 0xffffffff;
+/**
+ * The engine's input buffer is asked for at least this size, so that the chunks and batches
+ * of steady traffic are written where it already lies, with no crossing to ask for room.
+ */
+const MIN_INPUT_BYTES = 64 * 1024;
+/** Up to this many bytes (a get's batch) a loop copies faster than a subarray and set(). */
+const SMALL_COPY_BYTES = 64;
+
 
 /** The events a Client emits (client.on(name, listener)). */
 const EVENTS = new Set(["serverDown", "serverUp", "refreshError"]);
@@ -30,6 +40,13 @@ let platform = null;
  * { Engine, memory (the module's WebAssembly.Memory), tcp, openTransport(address, sink, options) }.
  */
 export function setPlatform(p) { platform = p; }
+
+/**
+ * The flush of a tick's batch is queued as a reaction to this settled Promise: the same
+ * microtask queue as queueMicrotask's, without the AsyncResource and bound function Node's
+ * queueMicrotask makes per call.
+ */
+const SETTLED = Promise.resolve();
 
 /** The engine's clock: monotonic milliseconds. */
 const now = typeof performance !== "undefined" && typeof performance.now === "function"
@@ -119,6 +136,9 @@ export class Client {
     this._busy = false;
     this._timer = null;
     this._timerAt = Infinity;
+    this._inputAt = 0;
+    this._inputCapacity = 0;
+    this._reader = new ResultReader(platform.views ??= new MemoryViews(platform.memory));
     this._listeners = { serverDown: [], serverUp: [], refreshError: [] };
     this._flush = this._flush.bind(this);
     this._onTimer = this._onTimer.bind(this);
@@ -526,7 +546,7 @@ export class Client {
     this._batch.push(op);
     if (!this._scheduled) {
       this._scheduled = true;
-      queueMicrotask(this._flush);
+      SETTLED.then(this._flush);
     }
     return promise;
   }
@@ -552,14 +572,20 @@ export class Client {
     this._batch = [];
     for (let i = 0; i < ops.length; i++) this._ops.set(ops[i].id, ops[i]);
     this._setBusy(true);
-    const n = this._input(this._writer.finish());
+    const n = this._input(this._writer.bytes, this._writer.length);
     this._writer.reset();
-    let length;
+    let length, failure;
     try {
       length = this._engine.submit(now(), n);
+      if (length === CROSSING_FAILED) failure = this._engine.takeError();
     } catch (e) {
+      // A trap in the engine throws; the calls fail the same way.
+      length = CROSSING_FAILED;
+      failure = e;
+    }
+    if (length === CROSSING_FAILED) {
       // The batch itself was refused (a bug on this side of the wire): its calls fail.
-      const error = thrownError(e);
+      const error = thrownError(failure);
       for (const op of ops) { this._ops.delete(op.id); op.fail(error); }
       this._idleCheck();
       return;
@@ -570,11 +596,16 @@ export class Client {
   _received(server, chunk) {
     if (this._closed) return;
     const n = this._input(chunk);
-    let length;
+    let length, failure;
     try {
       length = this._engine.receive(now(), server.index, n);
+      if (length === CROSSING_FAILED) failure = this._engine.takeError();
     } catch (e) {
-      this._lost(server, thrownError(e));
+      length = CROSSING_FAILED;
+      failure = e;
+    }
+    if (length === CROSSING_FAILED) {
+      this._lost(server, thrownError(failure));
       return;
     }
     this._carryOut(length);
@@ -600,11 +631,25 @@ export class Client {
     this._carryOut(this._engine.handleTimeout(now()));
   }
 
-  /** Copies `bytes` into the engine's input buffer; returns their length. */
-  _input(bytes) {
-    const at = this._engine.input(bytes.length);
-    new Uint8Array(platform.memory.buffer, at, bytes.length).set(bytes);
-    return bytes.length;
+  /**
+   * Copies `bytes` into the engine's input buffer; returns their length. The buffer's address
+   * holds until it is asked to grow (memory growing does not move it), so the engine is
+   * asked only for more room than it has.
+   */
+  _input(bytes, n = bytes.length) {
+    if (n > this._inputCapacity) {
+      const capacity = Math.max(n, MIN_INPUT_BYTES, this._inputCapacity * 2);
+      this._inputAt = this._engine.input(capacity);
+      this._inputCapacity = capacity;
+    }
+    const memory = this._reader.views.current();
+    const at = this._inputAt;
+    if (n <= SMALL_COPY_BYTES) {
+      for (let i = 0; i < n; i++) memory[at + i] = bytes[i];
+    } else {
+      memory.set(n === bytes.length ? bytes : bytes.subarray(0, n), at);
+    }
+    return n;
   }
 
   /**
@@ -613,11 +658,13 @@ export class Client {
    */
   _carryOut(n) {
     const engine = this._engine;
+    // The one reader is reused; a crossing inside another (none is known) gets its own.
+    const r = this._crossing ? new ResultReader(this._reader.views) : this._reader;
     this._crossing = true;
     let events = null;
     try {
-      // Views are made after the call: wasm memory may have grown (and moved) during it.
-      const r = new ResultReader(new Uint8Array(platform.memory.buffer, engine.output(), n));
+      // Memory views are checked after the call: wasm memory may have grown during it.
+      r.reset(engine.output(), n);
       const wake = r.f64();
       const ops = this._ops;
       const servers = this._servers;
@@ -644,7 +691,7 @@ export class Client {
             const server = servers[r.u16()];
             // A copy: the view into wasm memory is overwritten by the next crossing, and a
             // socket may still hold the bytes then.
-            server.write(r.field().slice());
+            server.write(r.copy());
             break;
           }
           case Entry.CONNECT: {
@@ -696,6 +743,11 @@ export class Client {
     this._timer = timer;
   }
 
+  /**
+   * Nothing in flight: the sockets let Node exit. At once, on every idle transition: a
+   * socket's ref() and unref() together cost about 30 ns (Node 20), less than a timer that
+   * would defer the unref (measured for issue 9).
+   */
   _idleCheck() {
     if (this._busy && this._ops.size === 0) this._setBusy(false);
   }

@@ -135,6 +135,7 @@ for (const name of Object.getOwnPropertyNames(EngineClient.prototype)) {
   if (name === "constructor" || name.startsWith("_") || Object.hasOwn(Client.prototype, name)) continue;
   const descriptor = Object.getOwnPropertyDescriptor(EngineClient.prototype, name);
   if (typeof descriptor.value !== "function") continue;
+  const target = descriptor.value;
   const method = SYNC_METHODS.has(name)
     ? function (...args) {
       if (this._client !== null) return this._client[name](...args);
@@ -143,10 +144,12 @@ for (const name of Object.getOwnPropertyNames(EngineClient.prototype)) {
       throw new EngineNotReadyError(`${name}() needs the engine: await init() first (or any call)`);
     }
     // Five parameters cover every method (cas has the most); a rest parameter would
-    // allocate an array on each call of the hot path.
+    // allocate an array on each call of the hot path. The method itself is called, not
+    // looked up by name: every forwarder shares this code, and a lookup by a name that
+    // differs from one forwarder to the next is a megamorphic property load on each call.
     : function (a, b, c, d, e) {
       const client = this._client;
-      return client !== null ? client[name](a, b, c, d, e) : this._waitThen(name, [a, b, c, d, e]);
+      return client !== null ? target.call(client, a, b, c, d, e) : this._waitThen(name, [a, b, c, d, e]);
     };
   Object.defineProperty(method, "name", { value: name });
   Object.defineProperty(Client.prototype, name, { value: method, writable: true, configurable: true });

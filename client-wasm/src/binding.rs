@@ -14,6 +14,11 @@ use crate::distribution::HashFunction;
 use crate::engine::{self, DistributionKind, EngineConfig, Timing};
 use crate::error::Error;
 
+/// What `submit` and `receive` return when the call failed; `takeError()` then gives the
+/// error. (An output is never this long.) A `Result` would cross as a JavaScript array of
+/// three made on every call, the two calls every request makes.
+const FAILED: u32 = u32::MAX;
+
 /// python-memcached reads pickles of protocols 0-5; 2 is the newest that Python 2 reads
 /// too, and the one the pickle serializer writes.
 const PICKLE_PROTOCOL: u8 = 2;
@@ -78,6 +83,8 @@ pub struct Engine {
     inner: engine::Engine,
     input: Vec<u8>,
     output: Vec<u8>,
+    /// The error of the last `submit` or `receive` that returned [`FAILED`].
+    error: Option<EngineError>,
 }
 
 #[wasm_bindgen]
@@ -176,6 +183,7 @@ impl Engine {
                 inner,
                 input: Vec::new(),
                 output: Vec::new(),
+                error: None,
             })
             .map_err(to_js)
     }
@@ -192,28 +200,43 @@ impl Engine {
         self.output.as_ptr()
     }
 
-    /// The batch in the first `len` input bytes (formats: engine/command.rs).
-    pub fn submit(&mut self, now: f64, len: u32) -> Result<u32, EngineError> {
-        let batch = self
-            .input
-            .get(..len as usize)
-            .ok_or_else(|| to_js(short_input(len)))?;
-        self.inner
-            .submit(millis(now), batch, &mut self.output)
-            .map_err(to_js)?;
-        Ok(self.output.len() as u32)
+    /// The batch in the first `len` input bytes (formats: engine/command.rs): the output's
+    /// length, or [`FAILED`] (then `takeError()`).
+    pub fn submit(&mut self, now: f64, len: u32) -> u32 {
+        let result = match self.input.get(..len as usize) {
+            Some(batch) => self.inner.submit(millis(now), batch, &mut self.output),
+            None => Err(short_input(len)),
+        };
+        self.output_or_failed(result)
     }
 
-    /// The chunk from server `server` in the first `len` input bytes.
-    pub fn receive(&mut self, now: f64, server: u32, len: u32) -> Result<u32, EngineError> {
-        let chunk = self
-            .input
-            .get(..len as usize)
-            .ok_or_else(|| to_js(short_input(len)))?;
-        self.inner
-            .receive(millis(now), server as usize, chunk, &mut self.output)
-            .map_err(to_js)?;
-        Ok(self.output.len() as u32)
+    /// The chunk from server `server` in the first `len` input bytes: the output's length,
+    /// or [`FAILED`] (then `takeError()`).
+    pub fn receive(&mut self, now: f64, server: u32, len: u32) -> u32 {
+        let result = match self.input.get(..len as usize) {
+            Some(chunk) => {
+                self.inner
+                    .receive(millis(now), server as usize, chunk, &mut self.output)
+            }
+            None => Err(short_input(len)),
+        };
+        self.output_or_failed(result)
+    }
+
+    /// The error of the last `submit` or `receive` that returned FAILED (u32::MAX).
+    #[wasm_bindgen(js_name = takeError)]
+    pub fn take_error(&mut self) -> Option<EngineError> {
+        self.error.take()
+    }
+
+    fn output_or_failed(&mut self, result: Result<(), Error>) -> u32 {
+        match result {
+            Ok(()) => self.output.len() as u32,
+            Err(error) => {
+                self.error = Some(to_js(error));
+                FAILED
+            }
+        }
     }
 
     /// The socket a CONNECT asked for is open.
