@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{normalize_origin, Token};
 
-/// The path prefix of relays: `/memcached/<host:port>`.
+/// The path prefix of relays: `/memcached/<name>`, the name percent-encoded as one segment.
 pub const RELAY_PREFIX: &str = "/memcached/";
 
 /// The subprotocol entry that carries a token from a browser: `token.<TOKEN>`.
@@ -162,11 +162,16 @@ impl Rules {
     }
 }
 
-/// `/memcached/127.0.0.1%3A11211` -> `127.0.0.1:11211`; `None` for any other path shape.
+/// `/memcached/127.0.0.1%3A11211` -> `127.0.0.1:11211`, `/memcached/unix:%2Frun%2Fm.sock`
+/// -> `unix:/run/m.sock`; `None` for any other path shape. The name is one path segment:
+/// a `/` in it (a unix socket's path) must be escaped, so no path means two things.
 fn upstream_from_path(path: &str) -> Option<String> {
     let raw = path.strip_prefix(RELAY_PREFIX)?;
+    if raw.contains('/') {
+        return None;
+    }
     let decoded = percent_decode(raw)?;
-    (!decoded.is_empty() && !decoded.contains(['/', '?', '#'])).then_some(decoded)
+    (!decoded.is_empty()).then_some(decoded)
 }
 
 /// Decodes `%XX` escapes of a URL path; `None` for a broken escape or bytes that are not UTF-8.
