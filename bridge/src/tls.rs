@@ -100,16 +100,23 @@ pub fn client_config(
         .with_root_certificates(roots);
     let config = match client {
         None => builder.with_no_client_auth(),
-        Some((cert, key)) => builder
-            .with_client_auth_cert(
-                certificates("--upstream-cert", cert)?,
-                private_key("--upstream-key", key)?,
-            )
-            .map_err(|e| BridgeError::TlsKeyPair {
-                cert_flag: "--upstream-cert",
-                key_flag: "--upstream-key",
-                problem: e.to_string(),
-            })?,
+        Some((cert, key)) => {
+            let mut config = builder
+                .with_client_auth_cert(
+                    certificates("--upstream-cert", cert)?,
+                    private_key("--upstream-key", key)?,
+                )
+                .map_err(|e| BridgeError::TlsKeyPair {
+                    cert_flag: "--upstream-cert",
+                    key_flag: "--upstream-key",
+                    problem: e.to_string(),
+                })?;
+            // memcached that verifies clients sets no OpenSSL session id context, so it
+            // answers a resumed session with an internal_error alert: a full handshake each
+            // time is what works.
+            config.resumption = rustls::client::Resumption::disabled();
+            config
+        }
     };
     Ok(Arc::new(config))
 }

@@ -59,7 +59,20 @@ pub async fn tls_connect(
 
 /// A GET over https: (status, body).
 pub async fn https_get(addr: &str, path: &str, ca: &Path) -> (u16, String) {
-    let mut stream = tls_connect(addr, ca).await.expect("TLS handshake");
+    https_get_from("127.0.0.1", addr, path, ca).await
+}
+
+/// A GET over https from the loopback address `source` (127.0.0.x: another client address).
+pub async fn https_get_from(source: &str, addr: &str, path: &str, ca: &Path) -> (u16, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let tcp = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let ip: std::net::SocketAddr = addr.parse().unwrap();
+    let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(ip.ip().into());
+    let mut stream = tokio_rustls::TlsConnector::from(client_tls(ca))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut reply = Vec::new();
@@ -186,7 +199,8 @@ impl Memcached {
                 Control::Tcp(format!("{host}:{control_port}")),
             )
         } else {
-            command.args(["-l", host, "-p", &port.to_string()]);
+            let plain = if launch.ipv6 { "::1" } else { "127.0.0.1" };
+            command.args(["-l", plain, "-p", &port.to_string()]);
             (
                 format!("{host}:{port}"),
                 Control::Tcp(format!("{host}:{port}")),
