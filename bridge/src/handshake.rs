@@ -314,6 +314,31 @@ mod tests {
     }
 
     #[test]
+    fn a_unix_socket_upstream_is_named_by_one_escaped_path_segment() {
+        let r = Rules {
+            upstreams: vec!["unix:/run/m.sock".into(), "inet6:[::1]:11211".into()],
+            allowed_origins: vec![],
+            tokens: vec![],
+        };
+        for path in [
+            "/memcached/unix:%2Frun%2Fm.sock",
+            "/memcached/unix%3A%2Frun%2Fm.sock",
+            "/memcached/inet6:%5B::1%5D:11211",
+            "/memcached/inet6%3A%5B%3A%3A1%5D%3A11211",
+        ] {
+            assert!(r.check(path, &HeaderMap::new()).is_ok(), "{path}");
+        }
+        assert_eq!(
+            r.check("/memcached/unix:/run/m.sock", &HeaderMap::new()),
+            Err(HandshakeRefusal::NotFound)
+        );
+        assert_eq!(
+            r.check("/memcached/unix:%2Frun%2Fother.sock", &HeaderMap::new()),
+            Err(HandshakeRefusal::UnknownUpstream)
+        );
+    }
+
+    #[test]
     fn origins_listed_own_or_absent_pass() {
         let r = rules(&[]);
         let path = "/memcached/127.0.0.1:11211";

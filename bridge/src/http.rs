@@ -439,3 +439,18 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_paths_escape_all_but_unreserved_bytes_and_colons() {
+        assert_eq!(relay_path("127.0.0.1:11211"), "/memcached/127.0.0.1:11211");
+        assert_eq!(relay_path("[::1]:11211"), "/memcached/%5B::1%5D:11211");
+        assert_eq!(
+            relay_path("unix:/run/m c.sock"),
+            "/memcached/unix:%2Frun%2Fm%20c.sock"
+        );
+    }
+}
