@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -12,12 +13,17 @@ use serde::Deserialize;
 use crate::error::BridgeError;
 use crate::limits;
 use crate::policy::{Policy, ADMIN_COMMANDS};
+use crate::tls;
+use crate::upstream::{Address, Credentials};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, ServerConfig};
 
 /// memcache-bridge: relays WebSocket connections from browsers and scripts to the memcached
 /// servers it is started with, and to nothing else.
 ///
-/// A client connects to ws://LISTEN/memcached/HOST:PORT, where HOST:PORT is one of the
-/// --upstream servers, and sends memcached text-protocol commands as binary frames.
+/// A client connects to ws://LISTEN/memcached/NAME, where NAME is one of the --upstream
+/// servers (percent-encoded as one path segment), and sends memcached text-protocol
+/// commands as binary frames.
 /// The bridge also serves /healthz, /metrics, /servers and the files of --www.
 #[derive(Debug, Parser)]
 #[command(name = "memcache-bridge", version, about, long_about)]
@@ -26,15 +32,48 @@ pub struct Args {
     #[arg(long, env = "MEMCACHE_BRIDGE_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
 
-    /// A memcached server clients may reach, as HOST:PORT exactly as clients will name it in
-    /// the URL (repeatable; the variable takes a comma-separated list)
+    /// A memcached server clients may reach, as python-memcached names it: HOST:PORT,
+    /// [IPv6]:PORT, inet6:[IPv6]:PORT or unix:/path/to/socket, exactly as clients will name
+    /// it in the URL (repeatable; the variable takes a comma-separated list)
     #[arg(
         long,
         env = "MEMCACHE_BRIDGE_UPSTREAM",
-        value_name = "HOST:PORT",
+        value_name = "NAME",
         value_delimiter = ','
     )]
     pub upstream: Vec<String>,
+
+    /// Reach the TCP upstreams over TLS (memcached -Z), verifying their certificates
+    /// against --upstream-ca (or the system's CA bundle)
+    #[arg(long, env = "MEMCACHE_BRIDGE_UPSTREAM_TLS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub upstream_tls: bool,
+
+    /// PEM file of the CA certificates that sign memcached's certificates (with --upstream-tls)
+    #[arg(long, env = "MEMCACHE_BRIDGE_UPSTREAM_CA", value_name = "PATH")]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// PEM certificate chain the bridge presents to memcached (its ssl_verify_mode), with
+    /// --upstream-key
+    #[arg(long, env = "MEMCACHE_BRIDGE_UPSTREAM_CERT", value_name = "PATH")]
+    pub upstream_cert: Option<PathBuf>,
+
+    /// PEM private key of --upstream-cert
+    #[arg(long, env = "MEMCACHE_BRIDGE_UPSTREAM_KEY", value_name = "PATH")]
+    pub upstream_key: Option<PathBuf>,
+
+    /// Authenticate to memcached (-Y): the file holds one username:password line, as
+    /// memcached's own auth file does. The bridge authenticates every upstream connection
+    /// before relaying; clients never see the credentials
+    #[arg(long, env = "MEMCACHE_BRIDGE_UPSTREAM_AUTH_FILE", value_name = "PATH")]
+    pub upstream_auth_file: Option<PathBuf>,
+
+    /// Serve HTTPS and wss:// with this PEM certificate chain (with --tls-key)
+    #[arg(long, env = "MEMCACHE_BRIDGE_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "MEMCACHE_BRIDGE_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
 
     /// A web page origin allowed to open WebSockets, as scheme://host[:port] (repeatable).
     /// The bridge's own origin (for the dashboard it serves) is allowed when reached by IP
@@ -136,6 +175,13 @@ struct FileConfig {
     listen: Option<String>,
     #[serde(default)]
     upstream: Vec<String>,
+    upstream_tls: Option<bool>,
+    upstream_ca: Option<PathBuf>,
+    upstream_cert: Option<PathBuf>,
+    upstream_key: Option<PathBuf>,
+    upstream_auth_file: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     #[serde(default)]
     allow_origin: Vec<String>,
     token_file: Option<PathBuf>,
@@ -178,7 +224,14 @@ impl std::fmt::Debug for Token {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The names as configured; each parses as an [`Address`].
     pub upstreams: Vec<String>,
+    /// With `--upstream-tls`: how to reach the TCP upstreams over TLS.
+    pub upstream_tls: Option<Arc<ClientConfig>>,
+    /// With `--upstream-auth-file`: what the bridge authenticates to memcached with.
+    pub upstream_credentials: Option<Credentials>,
+    /// With `--tls-cert` and `--tls-key`: the bridge serves HTTPS and wss://.
+    pub tls: Option<Arc<ServerConfig>>,
     /// Normalized origins: lower case, no trailing slash.
     pub allowed_origins: Vec<String>,
     /// Empty when no token is required.
@@ -217,9 +270,42 @@ impl Config {
         if upstreams.is_empty() {
             return Err(BridgeError::NoUpstream);
         }
+        let mut addresses = Vec::new();
         for upstream in &upstreams {
-            check_upstream(upstream)?;
+            let address = Address::parse(upstream).map_err(|problem| BridgeError::BadUpstream {
+                upstream: upstream.clone(),
+                problem,
+            })?;
+            addresses.push(address);
         }
+        let upstream_tls = upstream_tls(
+            args.upstream_tls || file.upstream_tls.unwrap_or(false),
+            args.upstream_ca.or(file.upstream_ca),
+            args.upstream_cert.or(file.upstream_cert),
+            args.upstream_key.or(file.upstream_key),
+            &addresses,
+        )?;
+        let upstream_credentials = match args.upstream_auth_file.or(file.upstream_auth_file) {
+            Some(path) => Some(read_credentials(&path)?),
+            None => None,
+        };
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(tls::server_config(&cert, &key)?),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(BridgeError::BadCombination(
+                    "--tls-cert needs --tls-key (the certificate's private key)",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(BridgeError::BadCombination(
+                    "--tls-key needs --tls-cert (the certificate chain it belongs to)",
+                ))
+            }
+        };
         let allowed_origins = prefer(args.allow_origin, file.allow_origin)
             .into_iter()
             .map(|origin| normalize_origin(&origin).ok_or(BridgeError::BadOrigin { origin }))
@@ -263,6 +349,9 @@ impl Config {
         Ok(Config {
             listen,
             upstreams,
+            upstream_tls,
+            upstream_credentials,
+            tls,
             allowed_origins,
             tokens,
             policy: Policy {
@@ -338,38 +427,96 @@ fn read_config_file(path: &Path) -> Result<FileConfig, BridgeError> {
     })
 }
 
-/// An upstream is HOST:PORT with a port of 1..=65535 and a host that is an IP address
-/// (IPv6 in brackets) or a DNS name.
-fn check_upstream(upstream: &str) -> Result<(), BridgeError> {
-    let bad = |problem| BridgeError::BadUpstream {
-        upstream: upstream.to_string(),
+/// The TLS client configuration, when `--upstream-tls` is on; the other upstream TLS flags
+/// only make sense with it, and memcached serves TLS on TCP only.
+fn upstream_tls(
+    on: bool,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    addresses: &[Address],
+) -> Result<Option<Arc<ClientConfig>>, BridgeError> {
+    if !on {
+        if ca.is_some() || cert.is_some() || key.is_some() {
+            return Err(BridgeError::BadCombination(
+                "--upstream-ca, --upstream-cert and --upstream-key need --upstream-tls",
+            ));
+        }
+        return Ok(None);
+    }
+    if addresses.iter().any(|a| matches!(a, Address::Unix(_))) {
+        return Err(BridgeError::BadCombination(
+            "--upstream-tls with a unix: upstream: memcached serves TLS on TCP only; run a second bridge for the unix socket",
+        ));
+    }
+    for address in addresses {
+        if let Address::Tcp { host, .. } = address {
+            if host.parse::<std::net::IpAddr>().is_err()
+                && ServerName::try_from(host.as_str()).is_err()
+            {
+                return Err(BridgeError::BadUpstream {
+                    upstream: host.clone(),
+                    problem: "not a name a TLS certificate can carry",
+                });
+            }
+        }
+    }
+    let client = match (&cert, &key) {
+        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(BridgeError::BadCombination(
+                "--upstream-cert needs --upstream-key (the certificate's private key)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(BridgeError::BadCombination(
+                "--upstream-key needs --upstream-cert (the certificate chain it belongs to)",
+            ))
+        }
+    };
+    tls::client_config(ca.as_deref(), client).map(Some)
+}
+
+/// The one `username:password` line of an auth file in memcached's own format (`#` starts a
+/// comment). Errors name the line, never its text.
+fn read_credentials(path: &Path) -> Result<Credentials, BridgeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| BridgeError::ReadFile {
+        what: "upstream auth file",
+        path: path.into(),
+        source,
+    })?;
+    let bad = |line, problem| BridgeError::BadAuthFile {
+        path: path.into(),
+        line,
         problem,
     };
-    if upstream.parse::<SocketAddr>().is_ok() {
-        return Ok(());
+    let mut found = None;
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if found.is_some() {
+            return Err(bad(
+                index + 1,
+                "a second entry: the bridge authenticates as one user",
+            ));
+        }
+        let (username, password) = line
+            .split_once(':')
+            .ok_or_else(|| bad(index + 1, "expected username:password"))?;
+        // memcached reads "<username> <password>": neither may hold a space.
+        let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+        if !printable(username) || !printable(password) {
+            return Err(bad(
+                index + 1,
+                "username and password must be non-empty, without spaces or control characters",
+            ));
+        }
+        found = Some(Credentials::new(username.into(), password.into()));
     }
-    let (host, port) = upstream
-        .rsplit_once(':')
-        .ok_or_else(|| bad("expected HOST:PORT"))?;
-    if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
-        return Err(bad("the port must be 1-65535"));
-    }
-    let name_ok = !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if name_ok {
-        Ok(())
-    } else {
-        Err(bad(
-            "the host must be an IP address ([v6] in brackets) or a DNS name",
-        ))
-    }
+    found.ok_or(BridgeError::NoCredentials { path: path.into() })
 }
 
 /// `scheme://host[:port]` in lower case without a trailing slash, or `null`.
@@ -426,29 +573,6 @@ mod tests {
         let mut argv = vec!["memcache-bridge"];
         argv.extend_from_slice(list);
         Args::try_parse_from(argv).expect("flags parse")
-    }
-
-    #[test]
-    fn upstreams_are_checked() {
-        for good in [
-            "127.0.0.1:11211",
-            "[::1]:11211",
-            "cache-1.internal:11211",
-            "localhost:1",
-        ] {
-            assert!(check_upstream(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "127.0.0.1",
-            "host:0",
-            "host:99999",
-            ":11211",
-            "a b:1",
-            "host/x:1",
-            "[::1:1",
-        ] {
-            assert!(check_upstream(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -39,6 +39,30 @@ pub enum BridgeError {
         listen: String,
         source: std::io::Error,
     },
+    #[error("{flag} {path}: {problem}")]
+    BadTlsFile {
+        flag: &'static str,
+        path: PathBuf,
+        problem: String,
+    },
+    #[error("{cert_flag} and {key_flag} do not make a key pair: {problem}")]
+    TlsKeyPair {
+        cert_flag: &'static str,
+        key_flag: &'static str,
+        problem: String,
+    },
+    #[error("--upstream-tls without --upstream-ca: no system CA bundle found (SSL_CERT_FILE, /etc/ssl/certs/ca-certificates.crt, ...); give --upstream-ca PATH")]
+    NoSystemCa,
+    #[error("{0}")]
+    BadCombination(&'static str),
+    #[error("upstream auth file {path} line {line}: {problem}")]
+    BadAuthFile {
+        path: PathBuf,
+        line: usize,
+        problem: &'static str,
+    },
+    #[error("upstream auth file {path} holds no username:password line")]
+    NoCredentials { path: PathBuf },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }

@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{normalize_origin, Token};
 
-/// The path prefix of relays: `/memcached/<host:port>`.
+/// The path prefix of relays: `/memcached/<name>`, the name percent-encoded as one segment.
 pub const RELAY_PREFIX: &str = "/memcached/";
 
 /// The subprotocol entry that carries a token from a browser: `token.<TOKEN>`.
@@ -162,11 +162,16 @@ impl Rules {
     }
 }
 
-/// `/memcached/127.0.0.1%3A11211` -> `127.0.0.1:11211`; `None` for any other path shape.
+/// `/memcached/127.0.0.1%3A11211` -> `127.0.0.1:11211`, `/memcached/unix:%2Frun%2Fm.sock`
+/// -> `unix:/run/m.sock`; `None` for any other path shape. The name is one path segment:
+/// a `/` in it (a unix socket's path) must be escaped, so no path means two things.
 fn upstream_from_path(path: &str) -> Option<String> {
     let raw = path.strip_prefix(RELAY_PREFIX)?;
+    if raw.contains('/') {
+        return None;
+    }
     let decoded = percent_decode(raw)?;
-    (!decoded.is_empty() && !decoded.contains(['/', '?', '#'])).then_some(decoded)
+    (!decoded.is_empty()).then_some(decoded)
 }
 
 /// Decodes `%XX` escapes of a URL path; `None` for a broken escape or bytes that are not UTF-8.
@@ -306,6 +311,31 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_unix_socket_upstream_is_named_by_one_escaped_path_segment() {
+        let r = Rules {
+            upstreams: vec!["unix:/run/m.sock".into(), "inet6:[::1]:11211".into()],
+            allowed_origins: vec![],
+            tokens: vec![],
+        };
+        for path in [
+            "/memcached/unix:%2Frun%2Fm.sock",
+            "/memcached/unix%3A%2Frun%2Fm.sock",
+            "/memcached/inet6:%5B::1%5D:11211",
+            "/memcached/inet6%3A%5B%3A%3A1%5D%3A11211",
+        ] {
+            assert!(r.check(path, &HeaderMap::new()).is_ok(), "{path}");
+        }
+        assert_eq!(
+            r.check("/memcached/unix:/run/m.sock", &HeaderMap::new()),
+            Err(HandshakeRefusal::NotFound)
+        );
+        assert_eq!(
+            r.check("/memcached/unix:%2Frun%2Fother.sock", &HeaderMap::new()),
+            Err(HandshakeRefusal::UnknownUpstream)
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! HTTP on the bridge's port: `/healthz`, `/metrics`, `/servers`, the `--www` files, and the
-//! WebSocket handshake at `/memcached/<host:port>`, checked (handshake.rs) before any
-//! upstream is touched and then handed to relay.rs.
+//! HTTP on the bridge's port, over TLS with `--tls-cert`: `/healthz`, `/metrics`, `/servers`,
+//! the `--www` files, and the WebSocket handshake at `/memcached/<name>`, checked
+//! (handshake.rs) before any upstream is touched and then handed to relay.rs.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,6 +29,7 @@ use crate::handshake::RELAY_PREFIX;
 use crate::relay::{self, RelayContext};
 use crate::shutdown::Shutdown;
 use crate::state::Shared;
+use crate::stream::Stream;
 use crate::websocket::close_frame;
 
 type Body = Full<Bytes>;
@@ -40,9 +41,11 @@ connect-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
 form-action 'self'; frame-ancestors 'none'";
 
 /// Serves one accepted connection: HTTP requests, or a handshake that turns into a relay.
-/// The whole plain-HTTP life of a connection, its wait for a handshake turn included, is
-/// bounded by --handshake-timeout (a browser reconnects for later requests). `admitted`
-/// holds its places under admission.rs until it ends.
+/// The whole plain-HTTP life of a connection, its wait for a handshake turn and its TLS
+/// handshake included, is bounded by --handshake-timeout (a browser reconnects for later
+/// requests); a TLS handshake takes one of its address's handshake turns, like a request
+/// head, so slow TLS clients wait behind each other, not in front of other addresses.
+/// `admitted` holds its places under admission.rs until it ends.
 pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -63,25 +66,16 @@ pub async fn serve_connection(
     let served = async move {
         // Slow sockets from one address wait here for that address's turns; nobody else does.
         let _turn = client.handshake_turn().await;
-        let service = {
-            let client = client.clone();
-            let shutdown = for_requests;
-            service_fn(move |request| {
-                let shared = shared.clone();
-                let client = client.clone();
-                let shutdown = shutdown.clone();
-                async move {
-                    Ok::<_, Infallible>(respond(request, peer, shared, &client, shutdown).await)
+        match shared.tls.clone() {
+            None => serve_http(stream, peer, shared, client, for_requests).await,
+            Some(acceptor) => match acceptor.accept(stream).await {
+                Ok(stream) => serve_http(stream, peer, shared, client, for_requests).await,
+                Err(error) => {
+                    debug!(%peer, %error, "TLS handshake failed");
+                    Ok(())
                 }
-            })
-        };
-        http1::Builder::new()
-            // keep-alive stays on: hyper answers "Connection: close" without it, even on a 101.
-            .keep_alive(true)
-            .max_buf_size(64 * 1024)
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades()
-            .await
+            },
+        }
     };
     tokio::select! {
         served = tokio::time::timeout(limit, served) => match served {
@@ -95,7 +89,35 @@ pub async fn serve_connection(
     drop(http);
 }
 
-async fn respond(
+/// HTTP/1.1 over `stream`, plain or TLS, with upgrades to relays.
+async fn serve_http<S: Stream>(
+    stream: S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    client: Arc<ClientPlace>,
+    shutdown: Shutdown,
+) -> Result<(), hyper::Error> {
+    let service = {
+        let client = client.clone();
+        service_fn(move |request| {
+            let shared = shared.clone();
+            let client = client.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                Ok::<_, Infallible>(respond::<S>(request, peer, shared, &client, shutdown).await)
+            }
+        })
+    };
+    http1::Builder::new()
+        // keep-alive stays on: hyper answers "Connection: close" without it, even on a 101.
+        .keep_alive(true)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await
+}
+
+async fn respond<S: Stream>(
     request: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -103,7 +125,7 @@ async fn respond(
     shutdown: Shutdown,
 ) -> Response<Body> {
     shared.metrics.http_requests.fetch_add(1, Relaxed);
-    let mut response = route(request, peer, shared, client, shutdown).await;
+    let mut response = route::<S>(request, peer, shared, client, shutdown).await;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         let headers = response.headers_mut();
         headers.insert(
@@ -125,7 +147,7 @@ async fn respond(
     response
 }
 
-async fn route(
+async fn route<S: Stream>(
     request: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -134,7 +156,7 @@ async fn route(
 ) -> Response<Body> {
     let path = request.uri().path();
     if path.starts_with(RELAY_PREFIX) || path == "/memcached" {
-        return handshake(request, peer, shared, client, shutdown);
+        return handshake::<S>(request, peer, shared, client, shutdown);
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
@@ -154,10 +176,26 @@ async fn route(
     }
 }
 
-/// `/servers`: what the dashboard needs to know before it connects.
+/// `/servers`: what the dashboard needs to know before it connects. Each upstream's `path` is
+/// the URL path that opens a relay to it. Whether the bridge authenticates is said; the
+/// credentials never are.
 fn servers(shared: &Shared) -> Response<Body> {
+    let upstreams: Vec<_> = shared
+        .upstreams
+        .iter()
+        .map(|upstream| {
+            serde_json::json!({
+                "name": upstream.name,
+                "path": relay_path(&upstream.name),
+                "transport": upstream.address.transport(),
+                "tls": upstream.uses_tls(),
+                "auth": upstream.authenticates(),
+            })
+        })
+        .collect();
     let body = serde_json::json!({
         "servers": shared.config.upstreams,
+        "upstreams": upstreams,
         "readOnly": shared.config.policy.read_only,
         "tokenRequired": !shared.config.tokens.is_empty(),
         "maxMessageSize": shared.config.max_message_size,
@@ -174,7 +212,7 @@ fn servers(shared: &Shared) -> Response<Body> {
 
 /// Checks the handshake, takes the relay's places, answers 101 and starts the relay once
 /// hyper hands over the connection.
-fn handshake(
+fn handshake<S: Stream>(
     mut request: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -230,7 +268,7 @@ fn handshake(
                 let upgrade = hyper::upgrade::on(&mut request);
                 let reason = refusal.close_reason();
                 tokio::spawn(async move {
-                    if let Some((mut stream, _)) = upgraded(upgrade, peer).await {
+                    if let Some((mut stream, _)) = upgraded::<S>(upgrade, peer).await {
                         relay::close(&mut stream, &close_frame(code, reason)).await;
                     }
                     drop(shutdown);
@@ -257,14 +295,17 @@ fn handshake(
     };
 
     let upgrade = hyper::upgrade::on(&mut request);
-    let upstream = accepted.upstream;
+    let upstream = shared
+        .upstream(&accepted.upstream)
+        .expect("handshake.rs admits configured upstreams only")
+        .clone();
     let context = RelayContext {
         settings: shared.relay.clone(),
         metrics: shared.metrics.clone(),
         shutdown,
     };
     tokio::spawn(async move {
-        if let Some((stream, inbox)) = upgraded(upgrade, peer).await {
+        if let Some((stream, inbox)) = upgraded::<S>(upgrade, peer).await {
             relay::run(stream, inbox, upstream, peer, context, places).await;
         }
     });
@@ -308,12 +349,12 @@ fn switching_protocols(accept_key: &str, protocol: Option<&'static str>) -> Resp
     response
 }
 
-/// The plain TcpStream back from hyper once the 101 went out, with what hyper had read past
-/// the request head: the relay then reads and writes the socket directly.
-async fn upgraded(
+/// The connection (TcpStream, or TLS over it) back from hyper once the 101 went out, with
+/// what hyper had read past the request head: the relay then reads and writes it directly.
+async fn upgraded<S: Stream>(
     upgrade: hyper::upgrade::OnUpgrade,
     peer: SocketAddr,
-) -> Option<(TcpStream, BytesMut)> {
+) -> Option<(S, BytesMut)> {
     let upgraded = match upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -321,9 +362,9 @@ async fn upgraded(
             return None;
         }
     };
-    match upgraded.downcast::<TokioIo<TcpStream>>() {
+    match upgraded.downcast::<TokioIo<S>>() {
         Ok(parts) => Some((parts.io.into_inner(), BytesMut::from(&parts.read_buf[..]))),
-        Err(_) => unreachable!("the bridge serves only TcpStream connections"),
+        Err(_) => unreachable!("serve_http upgrades the stream type it serves"),
     }
 }
 
@@ -373,6 +414,22 @@ async fn static_file(shared: &Shared, path: &str, request: &HeaderMap) -> Respon
     response
 }
 
+/// `/memcached/` and the upstream's name as one path segment: every byte but letters, digits,
+/// `-._~` and `:` percent-encoded, so `unix:/run/m.sock` is `/memcached/unix:%2Frun%2Fm.sock`
+/// and `[::1]:11211` is `/memcached/%5B::1%5D:11211`. The handshake decodes any escapes, so
+/// JavaScript's `encodeURIComponent(name)` names the same upstream.
+pub fn relay_path(name: &str) -> String {
+    let mut path = String::from(RELAY_PREFIX);
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~:".contains(&byte) {
+            path.push(byte as char);
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    path
+}
+
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
@@ -381,4 +438,19 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_paths_escape_all_but_unreserved_bytes_and_colons() {
+        assert_eq!(relay_path("127.0.0.1:11211"), "/memcached/127.0.0.1:11211");
+        assert_eq!(relay_path("[::1]:11211"), "/memcached/%5B::1%5D:11211");
+        assert_eq!(
+            relay_path("unix:/run/m c.sock"),
+            "/memcached/unix:%2Frun%2Fm%20c.sock"
+        );
+    }
 }

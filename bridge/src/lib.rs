@@ -15,4 +15,7 @@ pub mod relay;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod stream;
+pub mod tls;
+pub mod upstream;
 pub mod websocket;

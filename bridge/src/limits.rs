@@ -109,3 +109,16 @@ pub const MAX_META_SET_TOKENS: usize = 16;
 
 /// The listen backlog: 1,000 clients connecting at once must wait in the kernel, not fail.
 pub const LISTEN_BACKLOG: u32 = 2048;
+
+/// After memcached refuses the bridge's credentials, how long new relays to it are refused
+/// without asking again; each refusal in a row doubles it, up to [`AUTH_RETRY_MAX`]. A wrong
+/// `--upstream-auth-file` then costs memcached one failed authentication a minute at most,
+/// not one per browser reconnect, while a fixed password is noticed within a second.
+pub const AUTH_RETRY_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest wait between authentication attempts to a memcached that refuses them.
+pub const AUTH_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// The longest answer to the authentication read: memcached's are one short line
+/// (`STORED`, `CLIENT_ERROR authentication failure`).
+pub const MAX_AUTH_ANSWER: usize = 256;

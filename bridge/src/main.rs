@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 use memcache_bridge::config::{Args, Config};
 use memcache_bridge::error::BridgeError;
-use memcache_bridge::server;
+use memcache_bridge::{server, state};
 
 fn main() -> ExitCode {
     let config = match Config::load(Args::parse()) {
@@ -49,7 +49,8 @@ fn run(config: Config) -> Result<(), BridgeError> {
         let listener = server::bind(&config)?;
         // Asked before the address is announced, so a bridge that says it listens has
         // finished talking to memcached.
-        let upstream_limits = server::upstream_limits(&config).await;
+        let upstreams = state::upstreams(&config);
+        let upstream_limits = server::upstream_limits(&config, &upstreams).await;
         let address = listener
             .local_addr()
             .map_err(|source| BridgeError::Listen {
@@ -58,10 +59,17 @@ fn run(config: Config) -> Result<(), BridgeError> {
             })?;
         // One line on stdout with the real address: scripts and tests that listen on port 0
         // read it to learn the port.
-        println!("memcache-bridge listening on http://{address}");
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("memcache-bridge listening on {scheme}://{address}");
         tracing::info!(%address, upstreams = ?config.upstreams, read_only = config.policy.read_only,
-            token_required = !config.tokens.is_empty(), "listening");
+            token_required = !config.tokens.is_empty(), tls = config.tls.is_some(),
+            upstream_tls = config.upstream_tls.is_some(),
+            upstream_auth = config.upstream_credentials.is_some(), "listening");
         tracing::info!(?upstream_limits, "connections allowed per upstream");
-        server::serve(listener, config, upstream_limits, relay_threads).await
+        server::serve(listener, config, upstreams, upstream_limits, relay_threads).await
     })
 }

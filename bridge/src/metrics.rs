@@ -17,6 +17,7 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "too_many_client_connections",
     "too_many_http_connections",
     "upstream_busy",
+    "upstream_auth_backoff",
     "read_only",
     "admin_command",
     "unknown_command",
@@ -37,6 +38,10 @@ pub struct Metrics {
     pub bytes_upstream_to_client: AtomicU64,
     pub upstream_connect_errors: AtomicU64,
     pub upstream_closed: AtomicU64,
+    /// TLS handshakes with memcached that failed (a certificate not trusted, most often).
+    pub upstream_tls_errors: AtomicU64,
+    /// Authentications memcached refused (`CLIENT_ERROR authentication failure`).
+    pub upstream_auth_failures: AtomicU64,
     pub idle_timeouts: AtomicU64,
     pub http_requests: AtomicU64,
     refusals: [AtomicU64; REFUSAL_REASONS.len()],
@@ -96,6 +101,18 @@ impl Metrics {
             "counter",
             "Upstream connections that failed or timed out.",
             self.upstream_connect_errors.load(Relaxed),
+        );
+        metric(
+            "memcache_bridge_upstream_tls_errors_total",
+            "counter",
+            "TLS handshakes with memcached that failed.",
+            self.upstream_tls_errors.load(Relaxed),
+        );
+        metric(
+            "memcache_bridge_upstream_auth_failures_total",
+            "counter",
+            "Authentications memcached refused (wrong --upstream-auth-file credentials).",
+            self.upstream_auth_failures.load(Relaxed),
         );
         metric(
             "memcache_bridge_upstream_closed_total",

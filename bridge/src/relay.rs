@@ -1,5 +1,7 @@
-//! One relay: a client's WebSocket and one TCP connection to the memcached it named, with
-//! bytes copied both ways until a side ends, and then a close frame that says why.
+//! One relay: a client's WebSocket and one connection to the memcached it named (TCP, TLS
+//! or a unix socket, opened and authenticated by upstream.rs), with bytes copied both ways
+//! until a side ends, and then a close frame that says why. Both sides are any
+//! [`Stream`](crate::stream::Stream); each pair of stream types gets its own copy of the loops.
 //!
 //! Both directions run in one task, each a plain loop that awaits its next read and then its
 //! write, so backpressure is structural: a client that stops reading stalls the loop that
@@ -15,12 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::{timeout, Instant};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::limits::{
     CLIENT_READ_CHUNK, CLOSE_TIMEOUT, DRAIN_AFTER_CLIENT_LEFT, DRAIN_TIMEOUT,
@@ -29,6 +29,8 @@ use crate::limits::{
 use crate::metrics::Metrics;
 use crate::policy::{CommandScanner, Policy, Refusal};
 use crate::shutdown::Shutdown;
+use crate::stream::{Readable, Stream};
+use crate::upstream::{ConnectError, Connected, Upstream};
 use crate::websocket::{
     close_frame, server_header, Event, FrameError, FrameReader, OPCODE_BINARY, OPCODE_PONG,
 };
@@ -105,12 +107,12 @@ impl Drop for OpenRelay<'_> {
 /// Runs one relay to its end. `client` is the upgraded connection and `inbox` what was read
 /// from it past the handshake; `places` (its bounds under admission.rs) are given back when
 /// the relay ends.
-pub async fn run<P: Send>(
-    mut client: TcpStream,
+pub async fn run<C: Stream, P: Send>(
+    mut client: C,
     inbox: BytesMut,
-    upstream_addr: String,
+    upstream: Arc<Upstream>,
     peer: SocketAddr,
-    mut context: RelayContext,
+    context: RelayContext,
     places: P,
 ) {
     let metrics = context.metrics.clone();
@@ -119,34 +121,55 @@ pub async fn run<P: Send>(
     metrics.connections_open.fetch_add(1, Relaxed);
     let _open = OpenRelay(&metrics);
 
-    let connect = timeout(
-        settings.connect_timeout,
-        TcpStream::connect(upstream_addr.as_str()),
-    )
-    .await;
-    let mut upstream = match connect {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            metrics.upstream_connect_errors.fetch_add(1, Relaxed);
-            warn!(%peer, upstream = %upstream_addr, %error, "upstream unreachable");
-            let reason = format!("upstream {upstream_addr} unreachable: {}", error.kind());
-            close(&mut client, &close_frame(code::AGAIN, &reason)).await;
-            return;
-        }
-        Err(_) => {
-            metrics.upstream_connect_errors.fetch_add(1, Relaxed);
-            warn!(%peer, upstream = %upstream_addr, "upstream connect timed out");
-            let reason = format!("upstream {upstream_addr} unreachable: connect timed out");
-            close(&mut client, &close_frame(code::AGAIN, &reason)).await;
+    let name = upstream.name.as_str();
+    let connected = match upstream.connect(settings.connect_timeout).await {
+        Ok(connected) => connected,
+        Err(error) => {
+            match &error {
+                ConnectError::AuthBackoff { .. } => metrics.refused("upstream_auth_backoff"),
+                ConnectError::Tls(_) => {
+                    metrics.upstream_connect_errors.fetch_add(1, Relaxed);
+                    metrics.upstream_tls_errors.fetch_add(1, Relaxed);
+                }
+                ConnectError::AuthFailed => {
+                    metrics.upstream_connect_errors.fetch_add(1, Relaxed);
+                    metrics.upstream_auth_failures.fetch_add(1, Relaxed);
+                }
+                _ => {
+                    metrics.upstream_connect_errors.fetch_add(1, Relaxed);
+                }
+            }
+            warn!(%peer, upstream = %name, %error, "upstream connection failed");
+            let code = if error.is_transient() {
+                code::AGAIN
+            } else {
+                code::ERROR
+            };
+            let reason = format!("upstream {name} {error}");
+            close(&mut client, &close_frame(code, &reason)).await;
             return;
         }
     };
-    // Requests and answers are small and latency-bound: send each write at once.
-    if let Err(error) = upstream.set_nodelay(true) {
-        debug!(%error, "cannot set TCP_NODELAY upstream");
+    info!(%peer, upstream = %name, "relay open");
+    match connected {
+        Connected::Tcp(stream) => relay(client, inbox, stream, name, peer, context).await,
+        Connected::Unix(stream) => relay(client, inbox, stream, name, peer, context).await,
+        Connected::Tls(stream) => relay(client, inbox, *stream, name, peer, context).await,
     }
-    info!(%peer, upstream = %upstream_addr, "relay open");
+    drop(places);
+}
 
+/// The relay once memcached is connected: pump, then the close frame that says why.
+async fn relay<C: Stream, U: Stream>(
+    mut client: C,
+    inbox: BytesMut,
+    mut upstream: U,
+    upstream_addr: &str,
+    peer: SocketAddr,
+    mut context: RelayContext,
+) {
+    let metrics = context.metrics.clone();
+    let settings = context.settings.clone();
     let mut scanner = CommandScanner::new(settings.policy.clone());
     let end = pump(
         &mut client,
@@ -167,12 +190,10 @@ pub async fn run<P: Send>(
             };
             close(&mut client, &frame).await;
             info!(%peer, upstream = %upstream_addr, "relay closed by client");
-            drop(places);
             return;
         }
         End::ClientGone => {
             info!(%peer, upstream = %upstream_addr, "relay ended: client gone");
-            drop(places);
             return;
         }
         End::ClientProtocol(problem) => (
@@ -226,16 +247,15 @@ pub async fn run<P: Send>(
     };
     info!(%peer, upstream = %upstream_addr, code, %reason, "relay closed");
     close(&mut client, &close_frame(code, &reason)).await;
-    drop(places);
 }
 
 /// Copies both ways until one side ends, the relay idles out or the bridge shuts down; then
 /// drains memcached's answers (the one drain loop is `upstream_to_client` itself: to the
 /// client after a refusal, into the void, bounded by bytes, after the client left).
-async fn pump(
-    client: &mut TcpStream,
+async fn pump<C: Stream, U: Stream>(
+    client: &mut C,
     inbox: BytesMut,
-    upstream: &mut TcpStream,
+    upstream: &mut U,
     scanner: &mut CommandScanner,
     context: &mut RelayContext,
 ) -> End {
@@ -293,7 +313,7 @@ async fn pump(
         // read: a client that queued gigabytes of gets and left costs memcached no more.
         // (The client side may have ended without sending that FIN; a second one is harmless.)
         let _ = up_write.shutdown().await;
-        let sink = Sink::Discard {
+        let sink: Sink<'_, C::Writer<'_>> = Sink::Discard {
             left: DRAIN_AFTER_CLIENT_LEFT,
         };
         let _ = timeout(
@@ -332,11 +352,11 @@ impl Pong {
 /// Client to memcached: frames are decoded as bytes arrive and their payload passes through
 /// the scanner to the socket; pieces that arrived together go in one write.
 #[allow(clippy::too_many_arguments)]
-async fn client_to_upstream(
-    client_read: &mut ReadHalf<'_>,
+async fn client_to_upstream<R: Readable + AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    client_read: &mut R,
     mut inbox: BytesMut,
     frames: &mut FrameReader,
-    up_write: &mut WriteHalf<'_>,
+    up_write: &mut W,
     scanner: &mut CommandScanner,
     metrics: &Metrics,
     activity: &Activity,
@@ -401,7 +421,10 @@ async fn client_to_upstream(
 }
 
 /// Writes all pieces in as few system calls as the kernel allows; returns the bytes written.
-async fn write_pieces(up_write: &mut WriteHalf<'_>, pieces: &mut Vec<Bytes>) -> io::Result<usize> {
+async fn write_pieces<W: AsyncWrite + Unpin>(
+    up_write: &mut W,
+    pieces: &mut Vec<Bytes>,
+) -> io::Result<usize> {
     let total = pieces.iter().map(Bytes::len).sum();
     if pieces.len() == 1 {
         up_write.write_all(&pieces[0]).await?;
@@ -429,22 +452,24 @@ async fn write_pieces(up_write: &mut WriteHalf<'_>, pieces: &mut Vec<Bytes>) -> 
         }
     }
     pieces.clear();
+    // A no-op on sockets; TLS sends the records it still holds.
+    up_write.flush().await?;
     Ok(total)
 }
 
 /// Where memcached's answers go.
-enum Sink<'a, 'b> {
+enum Sink<'a, W> {
     /// To the client, one binary frame per read.
-    Client(&'a mut WriteHalf<'b>),
+    Client(&'a mut W),
     /// Nowhere: the client left. `left` is how many more bytes may be read before giving up.
     Discard { left: u64 },
 }
 
 /// memcached to client: each read becomes one binary frame, sent before the next read.
 /// Pongs go out between frames.
-async fn upstream_to_client(
-    up_read: &mut ReadHalf<'_>,
-    mut sink: Sink<'_, '_>,
+async fn upstream_to_client<R: Readable + AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    up_read: &mut R,
+    mut sink: Sink<'_, W>,
     metrics: &Metrics,
     activity: &Activity,
     pong: &Pong,
@@ -495,7 +520,11 @@ async fn upstream_to_client(
 }
 
 /// Writes one unmasked server frame: header and payload in one writev when the kernel takes it.
-async fn write_frame(client: &mut WriteHalf<'_>, opcode: u8, payload: &[u8]) -> io::Result<()> {
+async fn write_frame<W: AsyncWrite + Unpin>(
+    client: &mut W,
+    opcode: u8,
+    payload: &[u8],
+) -> io::Result<()> {
     let mut header = [0u8; 10];
     let header_len = server_header(opcode, payload.len(), &mut header);
     let mut head = &header[..header_len];
@@ -514,7 +543,9 @@ async fn write_frame(client: &mut WriteHalf<'_>, opcode: u8, payload: &[u8]) -> 
             head = &head[written..];
         }
     }
-    client.write_all(body).await
+    client.write_all(body).await?;
+    // A no-op on sockets; TLS sends the records it still holds.
+    client.flush().await
 }
 
 /// When either direction last moved bytes, shared by both loops of a relay.
@@ -556,7 +587,7 @@ async fn idle(activity: &Activity, limit: Duration) {
 /// Sends a close frame, then lingers: stops writing and discards what the client still
 /// sends until it closes too. Closing the socket with unread data would make the kernel
 /// reset the connection, and a reset can destroy the close frame before the client reads it.
-pub async fn close(client: &mut TcpStream, frame: &[u8]) {
+pub async fn close<S: AsyncRead + AsyncWrite + Unpin>(client: &mut S, frame: &[u8]) {
     if !matches!(
         timeout(CLOSE_TIMEOUT, client.write_all(frame)).await,
         Ok(Ok(()))

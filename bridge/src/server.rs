@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Handle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::error::BridgeError;
@@ -21,6 +21,7 @@ use crate::http;
 use crate::limits::{CLOSE_TIMEOUT, FALLBACK_MAX_UPSTREAM_CONNECTIONS, LISTEN_BACKLOG};
 use crate::shutdown::{ShutdownController, Stopped};
 use crate::state::Shared;
+use crate::upstream::{Connected, Upstream};
 
 /// Binds the listener; separate from [`serve`] so start-up errors surface before serving.
 pub fn bind(config: &Config) -> Result<TcpListener, BridgeError> {
@@ -64,10 +65,11 @@ pub fn start_relay_threads(count: usize) -> Result<Vec<Handle>, BridgeError> {
 pub async fn serve(
     listener: TcpListener,
     config: Config,
+    upstreams: Vec<Arc<Upstream>>,
     upstream_limits: Vec<(String, usize)>,
     relay_threads: Vec<Handle>,
 ) -> Result<(), BridgeError> {
-    let shared = Arc::new(Shared::new(config, &upstream_limits));
+    let shared = Arc::new(Shared::new(config, upstreams, &upstream_limits));
     if shared.files.is_some() {
         let shared = shared.clone();
         relay_threads[0].spawn(async move {
@@ -156,45 +158,82 @@ connection: close\r\n\r\ntoo many connections; retry later\n";
 /// How many connections the bridge may open to each upstream: `--max-upstream-connections`,
 /// else half of the `maxconns` memcached reports (the other half stays for the applications
 /// that share it), else half of memcached's default; never more than `--max-connections`.
-pub async fn upstream_limits(config: &Config) -> Vec<(String, usize)> {
+/// memcached is asked over the same transport, TLS and authentication as a relay's; what
+/// that reveals about the set-up (memcached wants credentials the bridge lacks, refuses
+/// them, or needs none) is logged here, once.
+pub async fn upstream_limits(config: &Config, upstreams: &[Arc<Upstream>]) -> Vec<(String, usize)> {
     let mut limits = Vec::new();
-    for upstream in &config.upstreams {
+    for upstream in upstreams {
         let limit = match config.max_upstream_connections {
             Some(limit) => limit,
             None => match maxconns(upstream, config.connect_timeout).await {
-                Some(maxconns) => (maxconns / 2).max(1),
-                None => {
-                    warn!(%upstream, "cannot read maxconns from memcached at start; allowing {FALLBACK_MAX_UPSTREAM_CONNECTIONS} connections (set --max-upstream-connections)");
+                Ok(maxconns) => (maxconns / 2).max(1),
+                Err(problem) => {
+                    warn!(upstream = %upstream.name, %problem, "cannot read maxconns from memcached at start; allowing {FALLBACK_MAX_UPSTREAM_CONNECTIONS} connections (set --max-upstream-connections)");
                     FALLBACK_MAX_UPSTREAM_CONNECTIONS
                 }
             },
         };
-        limits.push((upstream.clone(), limit.min(config.max_connections)));
+        limits.push((upstream.name.clone(), limit.min(config.max_connections)));
     }
     limits
 }
 
-/// memcached's `maxconns` from `stats settings`, or None if it does not answer in time.
-async fn maxconns(upstream: &str, limit: Duration) -> Option<usize> {
+/// memcached's `maxconns` from `stats settings`, or what kept the bridge from reading it.
+async fn maxconns(upstream: &Upstream, limit: Duration) -> Result<usize, String> {
+    const UNAUTHENTICATED: &[u8] = b"CLIENT_ERROR unauthenticated\r\n";
     let ask = async {
-        let mut stream = TcpStream::connect(upstream).await.ok()?;
-        stream.write_all(b"stats settings\r\n").await.ok()?;
-        let mut reply = Vec::new();
-        let mut chunk = vec![0u8; 4096];
-        while !reply.ends_with(b"END\r\n") && reply.len() < 64 * 1024 {
-            let read = stream.read(&mut chunk).await.ok()?;
-            if read == 0 {
-                return None;
+        let mut stream = upstream.open().await.map_err(|e| e.to_string())?;
+        let mut reply = stats_settings(&mut stream).await?;
+        if reply == UNAUTHENTICATED {
+            if !upstream.authenticates() {
+                warn!(upstream = %upstream.name, "memcached requires authentication (-Y) and the bridge has no --upstream-auth-file: clients get CLIENT_ERROR unauthenticated");
+                return Err("memcached requires authentication".to_string());
             }
-            reply.extend_from_slice(&chunk[..read]);
+            upstream.authenticate(&mut stream).await.map_err(|e| {
+                error!(upstream = %upstream.name, %e, "memcached refused the bridge's authentication at start");
+                e.to_string()
+            })?;
+            reply = stats_settings(&mut stream).await?;
+        } else if upstream.authenticates() {
+            warn!(upstream = %upstream.name, "memcached does not ask for authentication (-Y is off); the bridge authenticates anyway, harmlessly");
         }
         let _ = stream.write_all(b"quit\r\n").await;
+        let _ = stream.flush().await;
         String::from_utf8_lossy(&reply)
             .lines()
             .find_map(|line| line.strip_prefix("STAT maxconns "))
             .and_then(|value| value.trim().parse().ok())
+            .ok_or_else(|| "no maxconns in stats settings".to_string())
     };
-    tokio::time::timeout(limit, ask).await.ok().flatten()
+    tokio::time::timeout(limit, ask)
+        .await
+        .unwrap_or_else(|_| Err("no answer in --connect-timeout".to_string()))
+}
+
+/// Sends `stats settings`; the reply up to `END`, or a one-line error answer.
+async fn stats_settings(stream: &mut Connected) -> Result<Vec<u8>, String> {
+    stream
+        .write_all(b"stats settings\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        if reply.ends_with(b"END\r\n") || (reply.ends_with(b"\r\n") && !reply.starts_with(b"STAT "))
+        {
+            return Ok(reply);
+        }
+        if reply.len() >= 64 * 1024 {
+            return Err("stats settings answer too long".to_string());
+        }
+        let read = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("memcached closed the connection".to_string());
+        }
+        reply.extend_from_slice(&chunk[..read]);
+    }
 }
 
 async fn shutdown_signal() {

@@ -229,6 +229,13 @@ fn bad_configuration_is_refused_at_start_with_a_clear_message() {
         "--www",
         "--threads",
         "--config",
+        "--upstream-tls",
+        "--upstream-ca",
+        "--upstream-cert",
+        "--upstream-key",
+        "--upstream-auth-file",
+        "--tls-cert",
+        "--tls-key",
     ] {
         assert!(help.contains(flag), "--help does not explain {flag}");
     }

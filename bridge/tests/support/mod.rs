@@ -1,18 +1,91 @@
-//! Test support: a real memcached and the real bridge binary on free loopback ports, each
-//! stopped when dropped (also when a test fails), and small clients to talk to them.
+//! Test support: a real memcached and the real bridge binary on free loopback ports (or a
+//! unix socket, IPv6, TLS and -Y authentication), each stopped when dropped (also when a
+//! test fails), a throwaway CA made with openssl once per test binary, and small clients.
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A WebSocket over TLS, as a browser opens `wss://`.
+pub type Wss = WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// Opens `wss://` to a bridge that serves TLS, trusting only `ca`.
+pub async fn connect_tls(
+    bridge: &Bridge,
+    upstream: &str,
+    ca: &Path,
+    headers: &[(&str, &str)],
+) -> Result<Wss, u16> {
+    let mut request = bridge.url(upstream).into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let stream = tls_connect(&bridge.addr, ca).await.expect("TLS handshake");
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsError::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("handshake failed without an HTTP status: {other}"),
+    }
+}
+
+/// A TLS connection to `addr` (an IP:PORT) that trusts only `ca`.
+pub async fn tls_connect(
+    addr: &str,
+    ca: &Path,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let ip: std::net::SocketAddr = addr.parse().unwrap();
+    let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(ip.ip().into());
+    tokio_rustls::TlsConnector::from(client_tls(ca))
+        .connect(name, tcp)
+        .await
+}
+
+/// A GET over https: (status, body).
+pub async fn https_get(addr: &str, path: &str, ca: &Path) -> (u16, String) {
+    https_get_from("127.0.0.1", addr, path, ca).await
+}
+
+/// A GET over https from the loopback address `source` (127.0.0.x: another client address).
+pub async fn https_get_from(source: &str, addr: &str, path: &str, ca: &Path) -> (u16, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let tcp = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let ip: std::net::SocketAddr = addr.parse().unwrap();
+    let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(ip.ip().into());
+    let mut stream = tokio_rustls::TlsConnector::from(client_tls(ca))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    // A peer that closes without close_notify still gave the whole answer (Connection: close).
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply).to_string();
+    let status = reply[9..12].parse().unwrap();
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
 
 pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -26,8 +99,38 @@ pub fn free_port() -> u16 {
 }
 
 pub struct Memcached {
+    /// The port the bridge is given (TLS when the memcached serves TLS).
     pub port: u16,
     child: Child,
+    /// The name the bridge is given with --upstream.
+    name: String,
+    /// Where a test talks to memcached itself: plain TCP (a notls: port beside a TLS one)
+    /// or the unix socket.
+    control: Control,
+    /// memcached -Y's credentials, sent first on each control connection.
+    auth: Option<(String, String)>,
+}
+
+enum Control {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+/// How to start a memcached beyond the defaults.
+#[derive(Default, Clone)]
+pub struct Launch {
+    /// Listen on [::1] instead of 127.0.0.1.
+    pub ipv6: bool,
+    /// Listen on this unix socket only (memcached -s: no network).
+    pub unix: Option<PathBuf>,
+    /// Serve TLS (-Z) with the test CA's server certificate; with `verify_client`, require a
+    /// client certificate signed by the test CA (ssl_verify_mode=2).
+    pub tls: bool,
+    pub verify_client: bool,
+    /// Require authentication (-Y) with an auth file of these `user:password` entries; the
+    /// first one is what the test's own connections use.
+    pub auth: Vec<(&'static str, &'static str)>,
+    pub extra: Vec<String>,
 }
 
 impl Memcached {
@@ -39,8 +142,16 @@ impl Memcached {
 
     /// Starts memcached with extra flags (they come last, so they win: `-c 64`).
     pub fn start_with(extra: &[&str]) -> Memcached {
+        Memcached::launch(Launch {
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            ..Launch::default()
+        })
+    }
+
+    /// Starts memcached as `launch` says.
+    pub fn launch(launch: Launch) -> Memcached {
         for _ in 0..5 {
-            if let Some(memcached) = Memcached::try_start_on(free_port(), extra) {
+            if let Some(memcached) = Memcached::try_start_on(free_port(), &launch) {
                 return memcached;
             }
         }
@@ -48,25 +159,64 @@ impl Memcached {
     }
 
     pub fn start_on(port: u16) -> Memcached {
-        Memcached::try_start_on(port, &[])
+        Memcached::try_start_on(port, &Launch::default())
             .unwrap_or_else(|| panic!("memcached did not start on port {port}"))
     }
 
-    fn try_start_on(port: u16, extra: &[&str]) -> Option<Memcached> {
+    fn try_start_on(port: u16, launch: &Launch) -> Option<Memcached> {
         let mut command = Command::new("/usr/bin/memcached");
-        command.args([
-            "-U",
-            "0",
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-c",
-            "4096",
-            "-m",
-            "64",
-        ]);
-        command.args(extra);
+        command.args(["-U", "0", "-c", "4096", "-m", "64"]);
+        let host = if launch.ipv6 { "[::1]" } else { "127.0.0.1" };
+        let (name, control) = if let Some(path) = &launch.unix {
+            let _ = std::fs::remove_file(path);
+            command.arg("-s").arg(path);
+            (
+                format!("unix:{}", path.display()),
+                Control::Unix(path.clone()),
+            )
+        } else if launch.tls {
+            let pki = pki();
+            let control_port = free_port();
+            command.args([
+                "-l",
+                &format!("{host}:{port},notls:{host}:{control_port}"),
+                "-Z",
+            ]);
+            let mut options = format!(
+                "ssl_chain_cert={},ssl_key={}",
+                pki.server_cert.display(),
+                pki.server_key.display()
+            );
+            if launch.verify_client {
+                options.push_str(&format!(
+                    ",ssl_ca_cert={},ssl_verify_mode=2",
+                    pki.ca.display()
+                ));
+            }
+            command.args(["-o", &options]);
+            (
+                format!("{host}:{port}"),
+                Control::Tcp(format!("{host}:{control_port}")),
+            )
+        } else {
+            let plain = if launch.ipv6 { "::1" } else { "127.0.0.1" };
+            command.args(["-l", plain, "-p", &port.to_string()]);
+            (
+                format!("{host}:{port}"),
+                Control::Tcp(format!("{host}:{port}")),
+            )
+        };
+        if !launch.auth.is_empty() {
+            let file = temp_path(&format!("memcached-{port}.auth"));
+            let lines: String = launch
+                .auth
+                .iter()
+                .map(|(user, password)| format!("{user}:{password}\n"))
+                .collect();
+            std::fs::write(&file, lines).unwrap();
+            command.arg("-Y").arg(&file);
+        }
+        command.args(&launch.extra);
         // memcached refuses to run as root unless told which user to be.
         if std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
@@ -80,7 +230,17 @@ impl Memcached {
             .stderr(Stdio::null())
             .spawn()
             .expect("start /usr/bin/memcached");
-        let mut memcached = Memcached { port, child };
+        let auth = launch
+            .auth
+            .first()
+            .map(|(user, password)| (user.to_string(), password.to_string()));
+        let mut memcached = Memcached {
+            port,
+            child,
+            name,
+            control,
+            auth,
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = memcached.child.try_wait() {
@@ -109,8 +269,35 @@ impl Memcached {
             .ok()
     }
 
+    /// The name the bridge's --upstream takes.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.name.clone()
+    }
+
+    /// A connection of the test's own, authenticated when memcached requires it.
+    fn control_connection(&self) -> Option<Box<dyn ReadWrite>> {
+        let mut stream: Box<dyn ReadWrite> = match &self.control {
+            Control::Tcp(addr) => {
+                let stream = TcpStream::connect(addr).ok()?;
+                stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                Box::new(stream)
+            }
+            Control::Unix(path) => {
+                let stream = UnixStream::connect(path).ok()?;
+                stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                Box::new(stream)
+            }
+        };
+        if let Some((user, password)) = &self.auth {
+            let token = format!("{user} {password}");
+            write!(stream, "set auth 0 0 {}\r\n{token}\r\n", token.len()).ok()?;
+            let mut reply = [0u8; 8];
+            stream.read_exact(&mut reply).ok()?;
+            if &reply != b"STORED\r\n" {
+                return None;
+            }
+        }
+        Some(stream)
     }
 
     /// One `stats` value, read over a direct TCP connection.
@@ -129,8 +316,7 @@ impl Memcached {
     /// memcached's `curr_connections` until its worker thread notices, which under CPU load
     /// made the next count one too high. None if memcached did not answer in full.
     fn stats_then_quit(&self) -> Option<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let mut stream = self.control_connection()?;
         stream.write_all(b"stats\r\nquit\r\n").ok()?;
         let mut reply = Vec::new();
         stream.read_to_end(&mut reply).ok()?;
@@ -140,10 +326,9 @@ impl Memcached {
 
     /// Sends `request` straight to memcached and reads until the reply ends with `until`.
     pub fn direct(&self, request: &[u8], until: &[u8]) -> Vec<u8> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        let mut stream = self
+            .control_connection()
+            .expect("memcached accepts a connection");
         stream.write_all(request).unwrap();
         let mut reply = Vec::new();
         let mut buf = [0u8; 65536];
@@ -161,6 +346,114 @@ impl Memcached {
     }
 }
 
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// A path for this test binary's files, under Cargo's temporary directory for tests.
+pub fn temp_path(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bridge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A throwaway CA and the certificates the tests use, made with openssl once per test
+/// binary: a server certificate for 127.0.0.1, ::1 and localhost, a client certificate, and
+/// another CA that signed neither.
+pub struct Pki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub other_ca: PathBuf,
+}
+
+pub fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let path = |name: &str| temp_path(&format!("pki-{name}"));
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl").args(args).output().expect("run openssl");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let ca = |name: &str| {
+            let (cert, key) = (path(&format!("{name}.pem")), path(&format!("{name}.key")));
+            let mut args = vec!["req", "-x509"];
+            args.extend(ec);
+            let (cert_s, key_s) = (cert.to_str().unwrap().to_string(), key.to_str().unwrap().to_string());
+            let subject = format!("/CN={name}");
+            args.extend([
+                "-keyout", &key_s, "-out", &cert_s, "-days", "2", "-subj", &subject,
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+            openssl(&args);
+            (cert, key)
+        };
+        let (ca_cert, ca_key) = ca("test-ca");
+        let (other_ca, _) = ca("other-ca");
+        let leaf = |name: &str, extensions: &str| {
+            let (cert, key, csr, ext) = (
+                path(&format!("{name}.pem")),
+                path(&format!("{name}.key")),
+                path(&format!("{name}.csr")),
+                path(&format!("{name}.ext")),
+            );
+            std::fs::write(&ext, extensions).unwrap();
+            let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+            let subject = format!("/CN={name}");
+            let mut args = vec!["req"];
+            args.extend(ec);
+            let (key_s, csr_s) = (s(&key), s(&csr));
+            args.extend(["-keyout", &key_s, "-out", &csr_s, "-subj", &subject]);
+            openssl(&args);
+            openssl(&[
+                "x509", "-req", "-in", &s(&csr), "-CA", &s(&ca_cert), "-CAkey", &s(&ca_key),
+                "-CAcreateserial", "-out", &s(&cert), "-days", "2", "-extfile", &s(&ext),
+            ]);
+            (cert, key)
+        };
+        let (server_cert, server_key) = leaf(
+            "server",
+            "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        );
+        let (client_cert, client_key) = leaf(
+            "client",
+            "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+        );
+        Pki {
+            ca: ca_cert,
+            server_cert,
+            server_key,
+            client_cert,
+            client_key,
+            other_ca,
+        }
+    })
+}
+
+/// A rustls client configuration that trusts `ca` (and no one else).
+pub fn client_tls(ca: &Path) -> Arc<tokio_rustls::rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    Arc::new(
+        tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
 impl Drop for Memcached {
     fn drop(&mut self) {
         self.stop();
@@ -169,6 +462,8 @@ impl Drop for Memcached {
 
 pub struct Bridge {
     pub addr: String,
+    /// The bridge serves https:// and wss:// (--tls-cert).
+    pub tls: bool,
     child: Child,
 }
 
@@ -196,12 +491,16 @@ impl Bridge {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let addr = line
+        let line = line
             .trim()
-            .strip_prefix("memcache-bridge listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Bridge { addr, child }
+            .strip_prefix("memcache-bridge listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let (tls, addr) = match line.split_once("://") {
+            Some(("https", addr)) => (true, addr.to_string()),
+            Some(("http", addr)) => (false, addr.to_string()),
+            _ => panic!("unexpected address {line:?}"),
+        };
+        Bridge { addr, tls, child }
     }
 
     pub fn pid(&self) -> u32 {
@@ -209,7 +508,8 @@ impl Bridge {
     }
 
     pub fn url(&self, upstream: &str) -> String {
-        format!("ws://{}/memcached/{upstream}", self.addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}/memcached/{upstream}", self.addr)
     }
 
     /// Resident memory of the bridge process in KiB, from /proc.
@@ -326,7 +626,10 @@ pub async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<Ws, u16> {
 }
 
 /// Reads binary messages until the bytes received end with `until`.
-pub async fn read_until(ws: &mut Ws, until: &[u8]) -> Vec<u8> {
+pub async fn read_until<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    until: &[u8],
+) -> Vec<u8> {
     let mut received = Vec::new();
     while !received.ends_with(until) {
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
@@ -343,7 +646,9 @@ pub async fn read_until(ws: &mut Ws, until: &[u8]) -> Vec<u8> {
 }
 
 /// Reads until the bridge closes; returns the close code and reason, and the data before it.
-pub async fn read_close(ws: &mut Ws) -> (CloseCode, String, Vec<u8>) {
+pub async fn read_close<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+) -> (CloseCode, String, Vec<u8>) {
     let mut received = Vec::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
@@ -357,7 +662,7 @@ pub async fn read_close(ws: &mut Ws) -> (CloseCode, String, Vec<u8>) {
     }
 }
 
-pub async fn send(ws: &mut Ws, bytes: &[u8]) {
+pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, bytes: &[u8]) {
     ws.send(Message::Binary(bytes.to_vec().into()))
         .await
         .unwrap();
