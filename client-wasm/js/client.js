@@ -10,7 +10,7 @@ import { BadArgumentError, ClosedError, MemcacheError } from "./errors.js";
 import {
   OpTable, Operation, checkCas, checkDelta, checkExpiry, checkKey, checkPrefix, readError, thrownError, writeValue,
 } from "./operations.js";
-import { normalizeServers, readOptions } from "./options.js";
+import { normalizeServers, readOptions, serverSettings } from "./options.js";
 import { ServerConnection } from "./server-connection.js";
 import * as meta from "./meta-calls.js";
 import { Entry, LinkFailure, MetadumpScope, OP_HASHED, Op } from "./wire.js";
@@ -85,8 +85,9 @@ export class Client {
    */
   constructor(servers, options = {}) {
     if (!platform) throw new MemcacheError("CLOSED", "memcache-wasm is not initialized: import it from the package entry point");
-    const list = normalizeServers(servers);
+    const given = normalizeServers(servers);
     const config = readOptions(options, { canTcp: platform.tcp });
+    const list = serverSettings(given, config);
     this._bridge = config.bridge;
     this._token = config.token;
     this._timeout = config.timeoutMs;
@@ -99,13 +100,14 @@ export class Client {
         list.map((s) => s.address), Uint32Array.from(list.map((s) => s.weight)),
         config.distribution, config.hashName, config.serializerName, config.minCompressLen,
         config.maxValueSize, config.maxItemSize, config.failover,
-        config.timeoutMs, config.connectTimeoutMs, config.deadRetryMs,
+        config.timeoutMs, config.connectTimeoutMs, config.deadRetryMs, config.behindProxy,
         this._hashFunction === null ? undefined : rehashFunction(this),
       );
+      list.forEach((s, i) => { if (s.auth !== null) this._engine.setAuth(i, s.auth.username, s.auth.password); });
     } catch (e) {
       throw thrownError(e);
     }
-    this._servers = list.map((s, i) => new ServerConnection(this, i, s.address, s.weight));
+    this._servers = list.map((s, i) => new ServerConnection(this, i, s.address, s.weight, s.tls));
     this._writer = new BatchWriter();
     this._batch = [];
     this._ops = new OpTable();
@@ -534,9 +536,12 @@ export class Client {
     this._carryOut(length);
   }
 
-  _connected(server) {
+  _connected(server, info) {
     if (this._closed) return;
-    if (this._log) this._log(`MemCached: connected to ${server.address}`);
+    if (this._log) {
+      const how = info?.tls ? (info.resumed ? " (TLS, session resumed)" : " (TLS)") : "";
+      this._log(`MemCached: connected to ${server.address}${how}`);
+    }
     this._carryOut(this._engine.connected(now(), server.index));
   }
 

@@ -6,7 +6,7 @@
 import { Client as EngineClient, checkListener } from "./client.js";
 import { engineLoaded, hostHasTcp, loadEngine, loadEngineNow } from "./engine.js";
 import { ClosedError, EngineNotReadyError, TimeoutError } from "./errors.js";
-import { normalizeServers, readOptions } from "./options.js";
+import { normalizeServers, readOptions, serverSettings } from "./options.js";
 
 /** The methods that answer at once (no Promise): before the load they cannot wait, so Node
  *  loads the engine there and then, and a browser throws ENGINE_NOT_READY. */
@@ -22,6 +22,7 @@ export class Client {
     // check rejects the first calls instead when the engine is not loaded yet.
     const list = normalizeServers(servers);
     const settings = readOptions(options, { canTcp: hostHasTcp() });
+    serverSettings(list, settings);
     this._client = null;
     this._closed = false;
     // Listeners added and calls made before the load, handed to the engine-backed client

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::request::{Expect, Request};
 use crate::wire::{entry, put_field, put_u16, put_u8};
 
+use super::auth::Credentials;
 use super::command::Read;
 use super::get_line::GetLine;
 use super::routing::Health;
@@ -25,6 +26,11 @@ pub enum Link {
     Closed,
     /// CONNECT was asked for; the connection must be made by `deadline`.
     Connecting {
+        deadline: u64,
+    },
+    /// Open, and the authentication request written: nothing else is written until
+    /// memcached answers it, by `deadline`.
+    Authenticating {
         deadline: u64,
     },
     Open,
@@ -89,6 +95,13 @@ pub struct Server {
     metadump_running: bool,
     /// Set when requests were pushed in the current call: the writes need looking at.
     pub dirty: bool,
+    /// memcached -Y's credentials, sent first on every new connection.
+    pub auth: Option<Credentials>,
+    /// The part of the reply to authentication that has arrived.
+    pub auth_reply: Vec<u8>,
+    /// In the client's current server list. A server `setServers` removed answers what
+    /// was already sent to it, takes nothing new, and is closed once idle.
+    pub member: bool,
 }
 
 impl Server {
@@ -102,6 +115,9 @@ impl Server {
             held: VecDeque::new(),
             metadump_running: false,
             dirty: false,
+            auth: None,
+            auth_reply: Vec::new(),
+            member: true,
         }
     }
 
@@ -235,6 +251,7 @@ impl Server {
     /// its callers to be told.
     pub fn drop_link(&mut self) -> Vec<Waiting> {
         self.link = Link::Closed;
+        self.auth_reply.clear();
         self.held.clear();
         self.metadump_running = false;
         self.open_get = None;
@@ -250,7 +267,7 @@ impl Server {
     /// or a probe that is due.
     pub fn next_wake(&self) -> Option<u64> {
         let connect = match self.link {
-            Link::Connecting { deadline } => Some(deadline),
+            Link::Connecting { deadline } | Link::Authenticating { deadline } => Some(deadline),
             _ => None,
         };
         let reply = self.connection.oldest().map(|w| w.deadline);
