@@ -66,8 +66,8 @@ export function checkTls(value, where) {
 
 /**
  * `auth: { username, password }` checked, for memcached's text-protocol authentication
- * (-Y): the engine sends "<username> <password>" as one line of data, so the username may
- * hold no space and neither may hold a line break or other control character. The
+ * (-Y): the engine sends "<username> <password>" as one line of data, which memcached
+ * splits at spaces, so neither may hold a space, a line break or another control character. The
  * message never repeats what was given.
  */
 export function checkAuth(value, where) {
@@ -80,8 +80,8 @@ export function checkAuth(value, where) {
   if (typeof username !== "string" || !/^[\x21-\x7e\u0080-\uffff]+$/.test(username)) {
     throw new BadArgumentError(`${where} auth.username must be a non-empty string without spaces or control characters`);
   }
-  if (typeof password !== "string" || password.length === 0 || /[\x00-\x1f\x7f]/.test(password)) {
-    throw new BadArgumentError(`${where} auth.password must be a non-empty string without line breaks or control characters`);
+  if (typeof password !== "string" || !/^[\x21-\x7e\u0080-\uffff]+$/.test(password)) {
+    throw new BadArgumentError(`${where} auth.password must be a non-empty string without spaces, line breaks or control characters (memcached -Y compares space-separated tokens)`);
   }
   return { username, password };
 }

@@ -32,17 +32,18 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// The username may hold no space (memcached splits the data at the first one); neither
-    /// may hold a control character (the data is one line). Errors never repeat them.
+    /// Neither may hold a space (memcached splits the data into space-separated tokens and
+    /// compares the first two) or a control character (the data is one line). Errors
+    /// never repeat them.
     pub fn new(username: &str, password: &str) -> Result<Self> {
         if username.is_empty() || username.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(Error::BadArgument(
                 "auth.username must be non-empty, without spaces or control characters".into(),
             ));
         }
-        if password.is_empty() || password.bytes().any(|b| b < b' ' || b == 0x7f) {
+        if password.is_empty() || password.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(Error::BadArgument(
-                "auth.password must be non-empty, without line breaks or control characters".into(),
+                "auth.password must be non-empty, without spaces, line breaks or control characters (memcached -Y compares space-separated tokens)".into(),
             ));
         }
         Ok(Credentials {
@@ -104,8 +105,8 @@ mod tests {
 
     #[test]
     fn the_request_is_one_set_whose_data_is_user_space_password() {
-        let c = Credentials::new("alice", "pa ss").unwrap();
-        assert_eq!(c.request(), b"set auth 0 -1 11\r\nalice pa ss\r\n");
+        let c = Credentials::new("alice", "pa:ss").unwrap();
+        assert_eq!(c.request(), b"set auth 0 -1 11\r\nalice pa:ss\r\n");
     }
 
     #[test]
@@ -124,6 +125,7 @@ mod tests {
             ("", "Zq9secret"),
             ("Qz7 user", "Zq9secret"),
             ("Qz7user", ""),
+            ("Qz7user", "Zq9 secret"),
             ("Qz7user", "Zq9\r\nsecret"),
             ("Qz7\nuser", "Zq9secret"),
         ] {

@@ -156,11 +156,16 @@ export function startTlsMemcached(certs, { cert = certs.serverCert, key = certs.
   return startMemcachedWith(["-Z", "-o", settings, ...args], { host });
 }
 
-/** memcached with text-protocol authentication (-Y) for `users` ({ name: password }). */
-export function startAuthMemcached(dir, users, { args = [] } = {}) {
+/** An auth file for memcached -Y: a `user:password` line per entry of `users`. */
+export function writeAuthFile(dir, users) {
   const file = join(dir, `auth-${Math.random().toString(36).slice(2)}`);
   writeFileSync(file, Object.entries(users).map(([u, p]) => `${u}:${p}\n`).join(""));
-  return startMemcachedWith(["-Y", file, ...args]);
+  return file;
+}
+
+/** memcached with text-protocol authentication (-Y) for `users` ({ name: password }). */
+export function startAuthMemcached(dir, users, { args = [] } = {}) {
+  return startMemcachedWith(["-Y", writeAuthFile(dir, users), ...args]);
 }
 
 /** memcached listening on a unix socket only (-s <dir>/<name>.sock); address "unix:/path". */
