@@ -176,6 +176,12 @@ export class Client {
    * opposite, python-memcached's word) and the state of its socket. */
   readonly servers: { address: string; weight: number; up: boolean; dead: boolean; status: "closed" | "connecting" | "open" }[];
 
+  /** Replaces the server list (python-memcached's set_servers): keys are placed over the new
+   * list from now on; calls made before finish on the servers they were sent to. Throws
+   * BAD_ARGUMENT for a bad list (and changes nothing). */
+  setServers(servers: ServerSpec | ServerSpec[]): void;
+  set_servers(servers: ServerSpec | ServerSpec[]): void;
+
   /** A server went down (its keys re-hash to the others; it is probed in the background). */
   on(event: "serverDown", listener: (event: ServerDownEvent) => void): this;
   /** A down server answered a probe and takes keys again. */
