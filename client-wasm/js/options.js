@@ -218,6 +218,9 @@ export function readOptions(options, { canTcp }) {
     throw new BadArgumentError("option auth cannot be used with a bridge: the bridge holds memcached's credentials (memcache-bridge's upstream auth settings), never the page");
   }
   const behindProxy = boolean(pick(options, "behindProxy"), false);
+  if (behindProxy && auth !== null) {
+    throw new BadArgumentError("options auth and behindProxy cannot go together: twemproxy does not relay memcached's authentication (it closes the connection on it)");
+  }
 
   const timeoutMs = duration(options, "timeout", "socket_timeout", { fallbackMs: DEFAULT_TIMEOUT_MS, min: 1 });
   const connectTimeoutMs = duration(options, "connectTimeout", "connect_timeout", { fallbackMs: DEFAULT_CONNECT_TIMEOUT_MS, min: 1 });
@@ -284,6 +287,9 @@ export function serverSettings(list, config) {
     }
     if (config.bridge !== undefined && auth !== null) {
       throw new BadArgumentError(`server ${s.address}: auth cannot be used with a bridge: the bridge holds memcached's credentials (memcache-bridge's upstream auth settings), never the page`);
+    }
+    if (config.behindProxy && auth !== null) {
+      throw new BadArgumentError(`server ${s.address}: auth cannot be used with behindProxy: twemproxy does not relay memcached's authentication`);
     }
     return { ...s, tls, auth };
   });
