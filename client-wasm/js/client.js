@@ -103,7 +103,10 @@ export class Client {
         config.timeoutMs, config.connectTimeoutMs, config.deadRetryMs, config.behindProxy,
         this._hashFunction === null ? undefined : rehashFunction(this),
       );
-      list.forEach((s, i) => { if (s.auth !== null) this._engine.setAuth(i, s.auth.username, s.auth.password); });
+      list.forEach((s, i) => {
+        if (s.auth !== null) this._engine.setAuth(i, s.auth.username, s.auth.password);
+        if (s.tls !== null) this._engine.setTls(i, true);
+      });
     } catch (e) {
       throw thrownError(e);
     }
@@ -384,6 +387,7 @@ export class Client {
       server.tls = spec.tls;
       if (spec.auth !== null) this._engine.setAuth(index, spec.auth.username, spec.auth.password);
       else this._engine.clearAuth(index);
+      this._engine.setTls(index, spec.tls !== null);
     });
     this._members = members;
     this._carryOut(length);

@@ -197,6 +197,12 @@ impl Engine {
             .map_err(to_js)
     }
 
+    /// Whether server `server`'s socket is TLS.
+    #[wasm_bindgen(js_name = setTls)]
+    pub fn set_tls(&mut self, server: u32, tls: bool) -> Result<(), EngineError> {
+        self.inner.set_tls(server as usize, tls).map_err(to_js)
+    }
+
     /// Server `server`'s new connections do not authenticate.
     #[wasm_bindgen(js_name = clearAuth)]
     pub fn clear_auth(&mut self, server: u32) -> Result<(), EngineError> {

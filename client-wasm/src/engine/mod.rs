@@ -261,6 +261,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether the server's socket is TLS (a stalled reply is nudged, see
+    /// [`server::STALL_NUDGE_MS`]).
+    pub fn set_tls(&mut self, server: usize, tls: bool) -> Result<()> {
+        self.check_server(server)?;
+        self.servers[server].tls = tls;
+        Ok(())
+    }
+
     /// The engine's index of each server of the current list, in the list's order.
     pub fn members(&self) -> &[usize] {
         &self.router.members
@@ -350,9 +358,11 @@ impl Engine {
     /// When the engine next needs `handle_timeout`: the earliest connect or reply deadline,
     /// or probe due.
     pub fn poll_timeout(&self) -> Option<u64> {
+        let timeout = self.timing.timeout_ms;
         self.servers
             .iter()
             .filter_map(Server::next_wake)
+            .chain(self.servers.iter().filter_map(|s| s.nudge_due(timeout)))
             .chain(self.leases.next_retry())
             .min()
     }
@@ -410,6 +420,10 @@ impl Engine {
         } = self;
         let s = &mut servers[server];
         let mut metadump_finished = false;
+        let mut nudged = false;
+        if !chunk.is_empty() {
+            s.last_read = *now;
+        }
         let mut probe: Option<bool> = None;
         let mut ctx = Ctx {
             codec,
@@ -424,6 +438,7 @@ impl Engine {
             s.connection
                 .receive_tagged(chunk, |waiting, response| match waiting.awaiting {
                     Awaiting::Probe => probe = Some(matches!(response, Response::Version(_))),
+                    Awaiting::Nudge => nudged = true,
                     Awaiting::Single {
                         reply: Reply::Metadump,
                         ..
@@ -435,6 +450,9 @@ impl Engine {
                 });
         if metadump_finished {
             s.metadump_done();
+        }
+        if nudged {
+            s.nudge_out = false;
         }
         // A dump streams for as long as the cache is large: while its lines keep coming, its
         // deadline moves (as python-memcached's socket_timeout counts per read); a dump that
@@ -620,6 +638,17 @@ impl Engine {
                 if at <= now {
                     self.start_probe(server, &mut o);
                 }
+            }
+            let timeout = self.timing.timeout_ms;
+            let s = &mut self.servers[server];
+            if s.nudge_due(timeout).is_some_and(|at| at <= now) {
+                // `version` always encodes.
+                let _ = s.push(
+                    &Request::Version,
+                    Awaiting::Nudge,
+                    now.saturating_add(timeout),
+                );
+                s.nudge_out = true;
             }
         }
         self.retry_leases(&mut o);
@@ -1276,7 +1305,7 @@ impl Ctx<'_> {
                 };
                 self.part_done(id, ok, o);
             }
-            Awaiting::Probe => {}
+            Awaiting::Probe | Awaiting::Nudge => {}
         }
     }
 
@@ -1431,7 +1460,7 @@ impl Ctx<'_> {
                 }
                 self.part_done(id, per_server, o);
             }
-            Awaiting::Probe => {}
+            Awaiting::Probe | Awaiting::Nudge => {}
         }
     }
 

@@ -1050,3 +1050,33 @@ fn set_servers_keeps_a_kept_servers_index_and_refuses_a_bad_list_whole() {
     assert!(h.engine.set_servers(1, twice, &mut h.out).is_err());
     assert_eq!(h.engine.members(), &[1, 2], "unchanged");
 }
+
+#[test]
+fn a_stalled_tls_connection_gets_a_version_behind_its_pending_requests() {
+    let mut h = Harness::new(1);
+    h.engine.set_tls(0, true).unwrap();
+    h.submit(0, Batch::default().set(1, b"k", b"v"));
+    h.open_all(1);
+    let out = h.submit(1, Batch::default().get(2, b"k"));
+    // The oldest request (the set, pushed at 0) has waited that long with nothing read.
+    assert_eq!(out.wake, Some(super::server::STALL_NUDGE_MS));
+    let out = h.tick(super::server::STALL_NUDGE_MS);
+    assert_eq!(out.writes(), vec![(0, "version\r\n".into())]);
+    assert!(errors(&out).is_empty());
+    // One nudge at a time; the replies come, the nudge's is read past.
+    assert!(h
+        .tick(2 + 2 * super::server::STALL_NUDGE_MS)
+        .writes()
+        .is_empty());
+    let out = h.receive(500, 0, b"STORED\r\nEND\r\nVERSION 1.6.18\r\n");
+    assert_eq!(out.outcomes(), vec![(1, Rec::True), (2, Rec::Miss)]);
+    assert_eq!(out.wake, None);
+}
+
+#[test]
+fn a_plain_connection_is_never_nudged() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"k"));
+    h.open_all(1);
+    assert!(h.tick(1_000).writes().is_empty());
+}
