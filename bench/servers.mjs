@@ -123,17 +123,21 @@ function track(child, what) {
   };
 }
 
-/** Starts one memcached on a free loopback port; resolves with {host, port, address, stop}. */
-export async function startMemcached() {
+/**
+ * Starts one memcached on a free loopback port; resolves with {host, port, address, stop}.
+ * `args` are added to MEMCACHED_ARGS; `ready(port)` replaces the plain `version` check
+ * (a TLS-only server answers only over TLS).
+ */
+export async function startMemcached({ args = [], ready } = {}) {
   const port = await freePort();
-  const child = spawn('memcached', [...MEMCACHED_ARGS, '-p', String(port)], {
+  const child = spawn('memcached', [...MEMCACHED_ARGS, '-p', String(port), ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const handle = track(child, `memcached :${port}`);
   await waitReady(
     child,
     handle.what,
-    async () => {
+    ready ? () => ready(port) : async () => {
       const reply = await textCommand(port, 'version', 500);
       if (!reply.startsWith('VERSION ')) throw new Error(`unexpected reply ${reply}`);
     },

@@ -33,5 +33,6 @@ node --test --test-timeout=120000 tests/node/
 stage "browser: the dashboard, every bundler, CSP and the runnable docs in headless chromium against a real bridge and memcached"
 node --test --test-timeout=180000 tests/browser/
 
-stage "bench: smoke run, every contender and workload once with tiny counts (the full run is by hand: bench/README.md)"
+stage "bench: smoke run, every contender and workload once with tiny counts, and TLS against TCP (the full runs are by hand: bench/README.md)"
 node bench/run.mjs --smoke --no-build
+node bench/tls.mjs --smoke

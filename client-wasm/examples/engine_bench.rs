@@ -24,6 +24,7 @@ fn engine() -> Engine {
         max_item_size: 64 << 20,
         failover: true,
         timing: Timing::default(),
+        behind_proxy: false,
     })
     .expect("engine")
 }

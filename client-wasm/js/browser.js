@@ -17,5 +17,5 @@ export { init } from "./engine.js";
 export {
   MemcacheError, BadKeyError, ValueTooLargeError, NotSerializableError, DecodeError, ProtocolError,
   UnknownCommandError, ClientError, ServerError, NoServerError, BadArgumentError, MetadumpRefusedError,
-  ConnectionError, TimeoutError, NotStoredError, BridgeRefusedError, ClosedError, EngineLoadError, EngineNotReadyError,
+  ConnectionError, TimeoutError, NotStoredError, BridgeRefusedError, AuthFailedError, NotRelayedError, ClosedError, EngineLoadError, EngineNotReadyError,
 } from "./errors.js";

@@ -10,7 +10,7 @@ import { BadArgumentError, ClosedError, MemcacheError } from "./errors.js";
 import {
   OpTable, Operation, checkCas, checkDelta, checkExpiry, checkKey, checkPrefix, readError, thrownError, writeValue,
 } from "./operations.js";
-import { normalizeServers, readOptions } from "./options.js";
+import { normalizeServers, readOptions, serverSettings } from "./options.js";
 import { ServerConnection } from "./server-connection.js";
 import * as meta from "./meta-calls.js";
 import { Entry, LinkFailure, MetadumpScope, OP_HASHED, OP_NOREPLY, Op } from "./wire.js";
@@ -102,8 +102,9 @@ export class Client {
    */
   constructor(servers, options = {}) {
     if (!platform) throw new MemcacheError("CLOSED", "memcache-wasm is not initialized: import it from the package entry point");
-    const list = normalizeServers(servers);
+    const given = normalizeServers(servers);
     const config = readOptions(options, { canTcp: platform.tcp });
+    const list = serverSettings(given, config);
     this._bridge = config.bridge;
     this._token = config.token;
     this._timeout = config.timeoutMs;
@@ -116,13 +117,21 @@ export class Client {
         list.map((s) => s.address), Uint32Array.from(list.map((s) => s.weight)),
         config.distribution, config.hashName, config.serializerName, config.minCompressLen,
         config.maxValueSize, config.maxItemSize, config.failover,
-        config.timeoutMs, config.connectTimeoutMs, config.deadRetryMs,
+        config.timeoutMs, config.connectTimeoutMs, config.deadRetryMs, config.behindProxy,
         this._hashFunction === null ? undefined : rehashFunction(this),
       );
+      list.forEach((s, i) => {
+        if (s.auth !== null) this._engine.setAuth(i, s.auth.username, s.auth.password);
+        if (s.tls !== null) this._engine.setTls(i, true);
+      });
     } catch (e) {
       throw thrownError(e);
     }
-    this._servers = list.map((s, i) => new ServerConnection(this, i, s.address, s.weight));
+    this._config = config;
+    /** Every server the engine knows, by its index (a server setServers removed stays
+     *  until its last reply is in); `_members` are the indices of the current list. */
+    this._servers = list.map((s, i) => new ServerConnection(this, i, s.address, s.weight, s.tls));
+    this._members = list.map((s, i) => i);
     this._writer = new BatchWriter();
     this._batch = [];
     this._ops = new OpTable();
@@ -146,7 +155,7 @@ export class Client {
 
   /** The servers as configured: [{address, weight, up, dead, status}] (dead: skipped by routing now). */
   get servers() {
-    return this._servers.map((s) => {
+    return this._members.map((i) => this._servers[i]).map((s) => {
       const up = !this._closed && this._engine.isUp(s.index);
       return { address: s.address, weight: s.weight, up, dead: !up, status: s.status };
     });
@@ -369,7 +378,7 @@ export class Client {
    */
   metadump({ server, scope = "all" } = {}) {
     if (this._closed) return closedPromise();
-    const target = this._servers.find((s) => s.address === server);
+    const target = this._members.map((i) => this._servers[i]).find((s) => s.address === server);
     if (target === undefined) {
       return Promise.reject(new BadArgumentError(
         `metadump needs one of this client's servers ({ server: "host:port" }), got ${JSON.stringify(server)}`));
@@ -388,6 +397,46 @@ export class Client {
       if (e instanceof MemcacheError && e.server === undefined) e.server = target.address;
       throw e;
     });
+  }
+
+  /**
+   * Replaces the server list (python-memcached's set_servers), in the constructor's forms.
+   * Keys are placed over the new list from now on (under ketama about 1/n of them move when
+   * one server is added; under modula most do). Calls made before this one are sent first,
+   * to the servers of the old list, and finish there, also on a server that left (closed
+   * once its last reply is in). A server kept keeps its connection. Bad input throws
+   * BAD_ARGUMENT and changes nothing.
+   */
+  setServers(servers) {
+    if (this._closed) throw new ClosedError("the client is closed");
+    if (this._crossing || this._encoding) {
+      throw new BadArgumentError("setServers was called from inside a serializer, hash function or listener while the client was busy; call it after that returns");
+    }
+    const list = serverSettings(normalizeServers(servers), this._config);
+    // The calls of this tick go out first, routed by the old list.
+    if (this._scheduled) this._flush();
+    let length;
+    try {
+      length = this._engine.setServers(now(), list.map((s) => s.address), Uint32Array.from(list.map((s) => s.weight)));
+    } catch (e) {
+      throw thrownError(e);
+    }
+    const members = Array.from(this._engine.members());
+    members.forEach((index, i) => {
+      const spec = list[i];
+      let server = this._servers[index];
+      if (server === undefined) {
+        server = new ServerConnection(this, index, spec.address, spec.weight, spec.tls);
+        this._servers[index] = server;
+      }
+      server.weight = spec.weight;
+      server.tls = spec.tls;
+      if (spec.auth !== null) this._engine.setAuth(index, spec.auth.username, spec.auth.password);
+      else this._engine.clearAuth(index);
+      this._engine.setTls(index, spec.tls !== null);
+    });
+    this._members = members;
+    this._carryOut(length);
   }
 
   /** Closes every connection; pending and later calls reject with CLOSED. */
@@ -611,9 +660,12 @@ export class Client {
     this._carryOut(length);
   }
 
-  _connected(server) {
+  _connected(server, info) {
     if (this._closed) return;
-    if (this._log) this._log(`MemCached: connected to ${server.address}`);
+    if (this._log) {
+      const how = info?.tls ? (info.resumed ? " (TLS, session resumed)" : " (TLS)") : "";
+      this._log(`MemCached: connected to ${server.address}${how}`);
+    }
     this._carryOut(this._engine.connected(now(), server.index));
   }
 
@@ -766,3 +818,4 @@ Client.prototype.delete_multi = Client.prototype.deleteMulti;
 Client.prototype.flush_all = Client.prototype.flushAll;
 Client.prototype.get_stats = Client.prototype.stats;
 Client.prototype.disconnect_all = Client.prototype.close;
+Client.prototype.set_servers = Client.prototype.setServers;

@@ -74,6 +74,14 @@ export class BridgeRefusedError extends MemcacheError {
   constructor(message, details) { super("BRIDGE_REFUSED", message, details); this.name = "BridgeRefusedError"; }
 }
 /** The client was closed; requests pending on it, or made after, reject with this. */
+/** memcached (-Y) refused the credentials of option `auth`; the server is retried with the dead-server backoff. The message never holds the credentials. */
+export class AuthFailedError extends MemcacheError {
+  constructor(message, details) { super("AUTH_FAILED", message, details); this.name = "AuthFailedError"; }
+}
+/** With `behindProxy: true`, a command the proxy (twemproxy) does not relay; nothing was sent. */
+export class NotRelayedError extends MemcacheError {
+  constructor(message, details) { super("NOT_RELAYED", message, details); this.name = "NotRelayedError"; }
+}
 export class ClosedError extends MemcacheError {
   constructor(message, details) { super("CLOSED", message, details); this.name = "ClosedError"; }
 }

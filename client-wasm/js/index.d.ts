@@ -3,8 +3,28 @@
 /** A key: a string, or a number or BigInt (stored as its decimal string, as python's str()). */
 export type Key = string | number | bigint;
 
-/** A server: "host:port", or with a weight (a server of weight w gets w buckets). */
-export type ServerSpec = string | { address: string; weight?: number } | [address: string, weight: number];
+/** A server: "host:port", "[::1]:port", "inet6:[::1]:port" or "unix:/path", or with a weight
+ * (a server of weight w gets w buckets) and its own tls / auth (over the client's). */
+export type ServerSpec = string | { address: string; weight?: number; tls?: boolean | TlsOptions; auth?: AuthOptions | null } | [address: string, weight: number];
+
+/** TLS to memcached (-Z), checked against `ca` (default: Node's CAs) and the host name. */
+export interface TlsOptions {
+  /** The CA(s) that signed the server's certificate (PEM). */
+  ca?: string | Uint8Array | (string | Uint8Array)[];
+  /** A client certificate and its key (PEM), for a server run with ssl_verify_mode=2. */
+  cert?: string | Uint8Array | (string | Uint8Array)[];
+  key?: string | Uint8Array | (string | Uint8Array)[];
+  /** The name the certificate must hold (default: the address's host name; an IP is checked as an IP). */
+  servername?: string;
+  /** false turns the certificate checks off (default true). */
+  rejectUnauthorized?: boolean;
+}
+
+/** memcached's text-protocol authentication (-Y authfile). */
+export interface AuthOptions {
+  username: string;
+  password: string;
+}
 
 /** A value that can be stored. Strings, bytes, safe integers and BigInts keep their type;
  * anything else goes through the serializer (JSON by default). */
@@ -44,6 +64,12 @@ export interface ClientOptions {
   maxItemSize?: number;
   /** Re-hash a dead server's keys to another server, as python-memcached does (default true). */
   failover?: boolean;
+  /** TLS on every server (Node TCP only; a bridge makes the upstream TLS itself). A failed check is CONNECTION_ERROR; never plain TCP instead. */
+  tls?: boolean | TlsOptions;
+  /** Credentials every new connection authenticates with before anything else (memcached -Y); refused ones reject with AUTH_FAILED. */
+  auth?: AuthOptions;
+  /** The servers are a twemproxy (nutcracker) pool: stats, flushAll, metadump and the meta calls are refused with NOT_RELAYED instead of being sent. */
+  behindProxy?: boolean;
   /** snake_case spellings are accepted too. */
   min_compress_len?: number;
   /** python-memcached's units: seconds. */
@@ -160,6 +186,12 @@ export class Client {
    * opposite, python-memcached's word) and the state of its socket. */
   readonly servers: { address: string; weight: number; up: boolean; dead: boolean; status: "closed" | "connecting" | "open" }[];
 
+  /** Replaces the server list (python-memcached's set_servers): keys are placed over the new
+   * list from now on; calls made before finish on the servers they were sent to. Throws
+   * BAD_ARGUMENT for a bad list (and changes nothing). */
+  setServers(servers: ServerSpec | ServerSpec[]): void;
+  set_servers(servers: ServerSpec | ServerSpec[]): void;
+
   /** A server went down (its keys re-hash to the others; it is probed in the background). */
   on(event: "serverDown", listener: (event: ServerDownEvent) => void): this;
   /** A down server answered a probe and takes keys again. */
@@ -249,7 +281,7 @@ export class Client {
 export type ErrorCode =
   | "BAD_KEY" | "VALUE_TOO_LARGE" | "NOT_SERIALIZABLE" | "DECODE_ERROR" | "PROTOCOL_ERROR"
   | "UNKNOWN_COMMAND" | "CLIENT_ERROR" | "SERVER_ERROR" | "NO_SERVER" | "BAD_ARGUMENT"
-  | "METADUMP_REFUSED" | "CONNECTION_ERROR" | "TIMEOUT" | "NOT_STORED" | "BRIDGE_REFUSED" | "CLOSED"
+  | "METADUMP_REFUSED" | "CONNECTION_ERROR" | "TIMEOUT" | "NOT_STORED" | "BRIDGE_REFUSED" | "AUTH_FAILED" | "NOT_RELAYED" | "CLOSED"
   | "ENGINE_LOAD_FAILED" | "ENGINE_NOT_READY";
 
 export class MemcacheError extends Error {
@@ -324,6 +356,16 @@ export class NotStoredError extends MemcacheError {
 export class BridgeRefusedError extends MemcacheError {
   constructor(message: string, details?: object);
   readonly code: "BRIDGE_REFUSED";
+}
+/** memcached (-Y) refused the credentials of `auth`; never holds them. */
+export class AuthFailedError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "AUTH_FAILED";
+}
+/** With `behindProxy: true`: a command twemproxy does not relay (stats, flush_all, metadump, meta calls); nothing was sent. */
+export class NotRelayedError extends MemcacheError {
+  constructor(message: string, details?: object);
+  readonly code: "NOT_RELAYED";
 }
 export class ClosedError extends MemcacheError {
   constructor(message: string, details?: object);

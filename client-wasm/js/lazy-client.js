@@ -6,7 +6,7 @@
 import { Client as EngineClient, checkListener } from "./client.js";
 import { engineLoaded, hostHasTcp, loadEngine, loadEngineNow } from "./engine.js";
 import { ClosedError, EngineNotReadyError, TimeoutError } from "./errors.js";
-import { normalizeServers, readOptions } from "./options.js";
+import { normalizeServers, readOptions, serverSettings } from "./options.js";
 
 /** The methods that answer at once (no Promise): before the load they cannot wait, so Node
  *  loads the engine there and then, and a browser throws ENGINE_NOT_READY. */
@@ -22,6 +22,7 @@ export class Client {
     // check rejects the first calls instead when the engine is not loaded yet.
     const list = normalizeServers(servers);
     const settings = readOptions(options, { canTcp: hostHasTcp() });
+    serverSettings(list, settings);
     this._client = null;
     this._closed = false;
     // Listeners added and calls made before the load, handed to the engine-backed client
@@ -78,6 +79,17 @@ export class Client {
     return client;
   }
 
+  /** A new server list (see client.js); before the load it replaces the list the engine-backed
+   *  client will be made with, so the calls waiting for the load go by it. */
+  setServers(servers) {
+    if (this._client !== null) return this._client.setServers(servers);
+    if (this._closed) throw new ClosedError("the client is closed");
+    const list = normalizeServers(servers);
+    serverSettings(list, readOptions(this._args[1], { canTcp: hostHasTcp() }));
+    this._args = [servers, this._args[1]];
+    this._list = list;
+  }
+
   /** Closes every connection; pending and later calls reject with CLOSED. */
   close() {
     this._closed = true;
@@ -128,6 +140,7 @@ export class Client {
 }
 
 Client.prototype.disconnect_all = Client.prototype.close;
+Client.prototype.set_servers = Client.prototype.setServers;
 
 // Every public method of the engine-backed client (python-memcached's aliases included),
 // forwarded as it is once the engine is there, so both classes keep one list of methods.

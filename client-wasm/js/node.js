@@ -29,8 +29,8 @@ function nodeWebSocket() {
 
 setHost({
   tcp: true,
-  openTransport(address, sink, { bridge, token }) {
-    if (bridge === undefined) return new TcpTransport(address, sink);
+  openTransport(address, sink, { bridge, token, tls, session }) {
+    if (bridge === undefined) return new TcpTransport(address, sink, { tls, session });
     const WebSocket = nodeWebSocket();
     return new WebSocketTransport(address, sink, { bridge, token, WebSocket, isNodeWs });
   },
@@ -44,5 +44,5 @@ export { init } from "./engine.js";
 export {
   MemcacheError, BadKeyError, ValueTooLargeError, NotSerializableError, DecodeError, ProtocolError,
   UnknownCommandError, ClientError, ServerError, NoServerError, BadArgumentError, MetadumpRefusedError,
-  ConnectionError, TimeoutError, NotStoredError, BridgeRefusedError, ClosedError, EngineLoadError, EngineNotReadyError,
+  ConnectionError, TimeoutError, NotStoredError, BridgeRefusedError, AuthFailedError, NotRelayedError, ClosedError, EngineLoadError, EngineNotReadyError,
 } from "./errors.js";

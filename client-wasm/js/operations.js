@@ -5,7 +5,7 @@
 import { ERROR_CODES, Lease, NO_SERVER_INDEX, Op, Record, ValueKind } from "./wire.js";
 import { decodeText } from "./batch.js";
 import {
-  BadArgumentError, BadKeyError, BridgeRefusedError, ClientError, ConnectionError, DecodeError,
+  AuthFailedError, BadArgumentError, BadKeyError, BridgeRefusedError, NotRelayedError, ClientError, ConnectionError, DecodeError,
   MemcacheError, MetadumpRefusedError, NoServerError, NotSerializableError, NotStoredError,
   ProtocolError, ServerError, TimeoutError, UnknownCommandError, ValueTooLargeError,
 } from "./errors.js";
@@ -27,6 +27,8 @@ const CLASS_OF_CODE = {
   TIMEOUT: TimeoutError,
   NOT_STORED: NotStoredError,
   BRIDGE_REFUSED: BridgeRefusedError,
+  AUTH_FAILED: AuthFailedError,
+  NOT_RELAYED: NotRelayedError,
 };
 const ERROR_CLASSES = ERROR_CODES.map((code) => {
   const Cls = CLASS_OF_CODE[code];

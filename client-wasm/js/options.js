@@ -26,8 +26,65 @@ const KNOWN = new Set([
   "bridge", "token", "debug", "hashFunction", "hash_function", "distribution", "serializer",
   "minCompressLen", "min_compress_len", "maxValueSize", "server_max_value_length", "maxItemSize",
   "checkKeys", "check_keys", "timeout", "socket_timeout", "connectTimeout", "connect_timeout",
-  "deadRetry", "dead_retry", "failover",
+  "deadRetry", "dead_retry", "failover", "tls", "auth", "behindProxy",
 ]);
+
+/** The keys a `tls` object may have (tls.connect's names). */
+const TLS_KEYS = new Set(["ca", "cert", "key", "servername", "rejectUnauthorized"]);
+
+/** A PEM text, bytes, or a list of either (what tls.connect takes for ca/cert/key). */
+function isPem(v) {
+  const one = (x) => typeof x === "string" || ArrayBuffer.isView(x);
+  return one(v) || (Array.isArray(v) && v.length > 0 && v.every(one));
+}
+
+/**
+ * `tls: true | { ca, cert, key, servername, rejectUnauthorized }` checked: null when off,
+ * else the tls.connect options it stands for (certificate checks on unless
+ * rejectUnauthorized is false).
+ */
+export function checkTls(value, where) {
+  if (value === undefined || value === false) return null;
+  if (value === true) return {};
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new BadArgumentError(`${where} tls must be true, false or { ca, cert, key, servername, rejectUnauthorized }, got ${describe(value)}`);
+  }
+  const out = {};
+  for (const [name, v] of Object.entries(value)) {
+    if (!TLS_KEYS.has(name)) throw new BadArgumentError(`${where} tls has unknown setting ${JSON.stringify(name)} (ca, cert, key, servername, rejectUnauthorized)`);
+    if (v === undefined) continue;
+    if ((name === "ca" || name === "cert" || name === "key") && !isPem(v)) {
+      throw new BadArgumentError(`${where} tls.${name} must be PEM text or bytes (or a list of them), got ${describe(v)}`);
+    }
+    if (name === "servername" && (typeof v !== "string" || v.length === 0)) throw new BadArgumentError(`${where} tls.servername must be a non-empty string`);
+    if (name === "rejectUnauthorized" && typeof v !== "boolean") throw new BadArgumentError(`${where} tls.rejectUnauthorized must be true or false`);
+    out[name] = v;
+  }
+  if ((out.cert === undefined) !== (out.key === undefined)) throw new BadArgumentError(`${where} tls needs cert and key together (a client certificate and its key)`);
+  return out;
+}
+
+/**
+ * `auth: { username, password }` checked, for memcached's text-protocol authentication
+ * (-Y): the engine sends "<username> <password>" as one line of data, which memcached
+ * splits at spaces, so neither may hold a space, a line break or another control character. The
+ * message never repeats what was given.
+ */
+export function checkAuth(value, where) {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "object" || Array.isArray(value)) throw new BadArgumentError(`${where} auth must be { username, password }`);
+  for (const name of Object.keys(value)) {
+    if (name !== "username" && name !== "password") throw new BadArgumentError(`${where} auth has unknown setting ${JSON.stringify(name)} (username, password)`);
+  }
+  const { username, password } = value;
+  if (typeof username !== "string" || !/^[\x21-\x7e\u0080-\uffff]+$/.test(username)) {
+    throw new BadArgumentError(`${where} auth.username must be a non-empty string without spaces or control characters`);
+  }
+  if (typeof password !== "string" || !/^[\x21-\x7e\u0080-\uffff]+$/.test(password)) {
+    throw new BadArgumentError(`${where} auth.password must be a non-empty string without spaces, line breaks or control characters (memcached -Y compares space-separated tokens)`);
+  }
+  return { username, password };
+}
 
 /** The option under its camelCase name, else its python-memcached name (and that name's unit). */
 function pick(options, camel, snake) {
@@ -89,17 +146,30 @@ export function parseAddress(address) {
   throw new BadArgumentError(`bad server address ${JSON.stringify(address)}: expected "host:port", "[v6]:port" or "unix:/path" (port 1-65535)`);
 }
 
-/** servers as python-memcached takes them: "host:port", ["host:port", weight], or {address, weight}. */
+/**
+ * servers as python-memcached takes them: "host:port", ["host:port", weight], or
+ * {address, weight, tls, auth} (tls and auth for this server, over the client's).
+ */
 export function normalizeServers(servers) {
   if (typeof servers === "string") servers = [servers];
   if (!Array.isArray(servers) || servers.length === 0) {
     throw new BadArgumentError("servers must be a non-empty array of \"host:port\" strings or {address, weight} objects");
   }
   return servers.map((s) => {
-    let address, weight = 1;
+    let address, weight = 1, tls, auth;
     if (typeof s === "string") address = s;
     else if (Array.isArray(s)) [address, weight] = s; // python-memcached's ("host:port", weight)
-    else if (s && typeof s === "object") { address = s.address; weight = s.weight ?? 1; }
+    else if (s && typeof s === "object") {
+      for (const name of Object.keys(s)) {
+        if (!["address", "weight", "tls", "auth"].includes(name)) {
+          throw new BadArgumentError(`bad server entry: unknown setting ${JSON.stringify(name)} (address, weight, tls, auth)`);
+        }
+      }
+      address = s.address;
+      weight = s.weight ?? 1;
+      tls = s.tls;
+      auth = s.auth;
+    }
     if (typeof address !== "string" || address.length === 0) {
       throw new BadArgumentError(`bad server entry ${JSON.stringify(s)}: expected "host:port" or {address, weight}`);
     }
@@ -107,7 +177,12 @@ export function normalizeServers(servers) {
       throw new BadArgumentError(`bad weight ${weight} for server ${address}: an integer from 1 to 65535`);
     }
     parseAddress(address);
-    return { address, weight };
+    // undefined: the client's setting applies.
+    return {
+      address, weight,
+      tls: tls === undefined ? undefined : checkTls(tls, `server ${address}:`),
+      auth: auth === undefined ? undefined : checkAuth(auth, `server ${address}:`),
+    };
   });
 }
 
@@ -132,6 +207,19 @@ export function readOptions(options, { canTcp }) {
   const token = options.token;
   if (token !== undefined && (typeof token !== "string" || token.length === 0)) {
     throw new BadArgumentError("option token must be a non-empty string");
+  }
+
+  const tls = checkTls(options.tls, "option");
+  if (tls !== null && bridge !== undefined) {
+    throw new BadArgumentError("option tls cannot be used with a bridge: the bridge makes the TLS connection to memcached (start memcache-bridge with its upstream TLS settings) and wss:// protects the browser's side");
+  }
+  const auth = checkAuth(options.auth, "option");
+  if (auth !== null && bridge !== undefined) {
+    throw new BadArgumentError("option auth cannot be used with a bridge: the bridge holds memcached's credentials (memcache-bridge's upstream auth settings), never the page");
+  }
+  const behindProxy = boolean(pick(options, "behindProxy"), false);
+  if (behindProxy && auth !== null) {
+    throw new BadArgumentError("options auth and behindProxy cannot go together: twemproxy does not relay memcached's authentication (it closes the connection on it)");
   }
 
   const timeoutMs = duration(options, "timeout", "socket_timeout", { fallbackMs: DEFAULT_TIMEOUT_MS, min: 1 });
@@ -182,5 +270,27 @@ export function readOptions(options, { canTcp }) {
   return {
     bridge, token, timeoutMs, connectTimeoutMs, deadRetryMs, failover, minCompressLen, maxValueSize,
     maxItemSize, hashFunction, hashName, distribution, customSerializer, serializerName, log,
+    tls, auth, behindProxy,
   };
+}
+
+/**
+ * Each server's TLS and auth settings: its own, else the client's. A bridge makes the
+ * upstream connection itself, so neither may be asked of a server behind one.
+ */
+export function serverSettings(list, config) {
+  return list.map((s) => {
+    const tls = s.tls !== undefined ? s.tls : config.tls;
+    const auth = s.auth !== undefined ? s.auth : config.auth;
+    if (config.bridge !== undefined && tls !== null) {
+      throw new BadArgumentError(`server ${s.address}: tls cannot be used with a bridge: the bridge makes the TLS connection to memcached (memcache-bridge's upstream TLS settings) and wss:// protects the browser's side`);
+    }
+    if (config.bridge !== undefined && auth !== null) {
+      throw new BadArgumentError(`server ${s.address}: auth cannot be used with a bridge: the bridge holds memcached's credentials (memcache-bridge's upstream auth settings), never the page`);
+    }
+    if (config.behindProxy && auth !== null) {
+      throw new BadArgumentError(`server ${s.address}: auth cannot be used with behindProxy: twemproxy does not relay memcached's authentication`);
+    }
+    return { ...s, tls, auth };
+  });
 }

@@ -8,11 +8,15 @@
 export const Status = Object.freeze({ CLOSED: "closed", CONNECTING: "connecting", OPEN: "open" });
 
 export class ServerConnection {
-  constructor(client, index, address, weight) {
+  constructor(client, index, address, weight, tls = null) {
     this.client = client;
     this.index = index;
     this.address = address;
     this.weight = weight;
+    /** tls.connect's settings for this server (null: plain TCP). */
+    this.tls = tls;
+    /** The last TLS session the server gave, offered on the next connect to resume. */
+    this.tlsSession = undefined;
     this.status = Status.CLOSED;
     this.transport = null;
     /** The last error the socket reported (its errno, TLS or bridge reason), or null. */
@@ -26,12 +30,13 @@ export class ServerConnection {
     // Events of a socket given up on must never reach the next one's state.
     let transport = null;
     const sink = {
-      connected: () => { if (this.transport === transport) this.opened(); },
+      connected: (info) => { if (this.transport === transport) this.opened(info); },
+      tlsSession: (session) => { if (this.transport === transport) this.tlsSession = session; },
       received: (chunk) => { if (this.transport === transport) this.client._received(this, chunk); },
       failed: (error) => { if (this.transport === transport) this.lost(error); },
     };
     try {
-      transport = openTransport(this.address, sink, options);
+      transport = openTransport(this.address, sink, { ...options, tls: this.tls, session: this.tlsSession });
     } catch (error) {
       // An address the transport cannot use fails like a refused connection, after this
       // crossing (the engine is not re-entered from inside one).
@@ -42,10 +47,10 @@ export class ServerConnection {
     transport.setBusy(busy);
   }
 
-  opened() {
+  opened(info) {
     this.status = Status.OPEN;
     this.lastError = null;
-    this.client._connected(this);
+    this.client._connected(this, info);
   }
 
   lost(error) {

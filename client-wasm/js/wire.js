@@ -107,6 +107,8 @@ export const ERROR_CODES = Object.freeze([
   "TIMEOUT",
   "NOT_STORED",
   "BRIDGE_REFUSED",
+  "AUTH_FAILED",
+  "NOT_RELAYED",
 ]);
 
 export const OP_HASHED = 1;

@@ -107,6 +107,7 @@ impl Engine {
         timeout_ms: f64,
         connect_timeout_ms: f64,
         dead_retry_ms: f64,
+        behind_proxy: bool,
         rehash: Option<HashCallback>,
     ) -> Result<Engine, EngineError> {
         if addresses.len() != weights.len() {
@@ -177,6 +178,7 @@ impl Engine {
                 connect_timeout_ms: millis(connect_timeout_ms),
                 dead_retry_ms: millis(dead_retry_ms),
             },
+            behind_proxy,
         };
         engine::Engine::new(config)
             .map(|inner| Engine {
@@ -186,6 +188,59 @@ impl Engine {
                 error: None,
             })
             .map_err(to_js)
+    }
+
+    /// memcached -Y credentials for server `server`'s connections (each new one
+    /// authenticates before anything else is written).
+    #[wasm_bindgen(js_name = setAuth)]
+    pub fn set_auth(
+        &mut self,
+        server: u32,
+        username: &str,
+        password: &str,
+    ) -> Result<(), EngineError> {
+        let credentials = engine::auth::Credentials::new(username, password).map_err(to_js)?;
+        self.inner
+            .set_auth(server as usize, Some(credentials))
+            .map_err(to_js)
+    }
+
+    /// Whether server `server`'s socket is TLS.
+    #[wasm_bindgen(js_name = setTls)]
+    pub fn set_tls(&mut self, server: u32, tls: bool) -> Result<(), EngineError> {
+        self.inner.set_tls(server as usize, tls).map_err(to_js)
+    }
+
+    /// Server `server`'s new connections do not authenticate.
+    #[wasm_bindgen(js_name = clearAuth)]
+    pub fn clear_auth(&mut self, server: u32) -> Result<(), EngineError> {
+        self.inner.set_auth(server as usize, None).map_err(to_js)
+    }
+
+    /// A new server list (`setServers`); `members()` then says each one's server index.
+    #[wasm_bindgen(js_name = setServers)]
+    pub fn set_servers(
+        &mut self,
+        now: f64,
+        addresses: Vec<String>,
+        weights: Vec<u32>,
+    ) -> Result<u32, EngineError> {
+        if addresses.len() != weights.len() {
+            return Err(to_js(Error::BadArgument("one weight per server".into())));
+        }
+        self.inner
+            .set_servers(
+                millis(now),
+                addresses.into_iter().zip(weights).collect(),
+                &mut self.output,
+            )
+            .map_err(to_js)?;
+        Ok(self.output.len() as u32)
+    }
+
+    /// The server index of each server of the current list, in its order.
+    pub fn members(&self) -> Vec<u32> {
+        self.inner.members().iter().map(|&i| i as u32).collect()
     }
 
     /// Where JavaScript writes the next `len` bytes of input (a batch or a chunk). The

@@ -123,6 +123,11 @@ impl Modula {
         self.bucket_ends.len()
     }
 
+    /// The same hash over a new list of weights (a fleet change).
+    pub fn with_weights(self, weights: &[u32]) -> Result<Self> {
+        Modula::new(weights, self.hash)
+    }
+
     pub fn hash_function(&self) -> &HashFunction {
         &self.hash
     }
@@ -305,14 +310,26 @@ impl Ketama {
     }
 }
 
-/// Splits "host:port", "[v6]:port", "host" (port 11211) into libmemcached's hostname
-/// and port.
+/// Splits "host:port", "[v6]:port", "host" (port 11211), with python-memcached's optional
+/// "inet:" / "inet6:" prefix, into libmemcached's hostname and port; "unix:/path" is the
+/// path with port 0, as libmemcached names a unix socket server on its continuum.
 fn split_host_port(address: &str) -> Result<(&str, u16)> {
     let bad = || {
         Error::BadArgument(format!(
-            "bad server address {address:?}: expected host:port"
+            "bad server address {address:?}: expected host:port, [v6]:port or unix:/path"
         ))
     };
+    if let Some(path) = address.strip_prefix("unix:") {
+        return if path.is_empty() {
+            Err(bad())
+        } else {
+            Ok((path, 0))
+        };
+    }
+    let address = address
+        .strip_prefix("inet6:")
+        .or_else(|| address.strip_prefix("inet:"))
+        .unwrap_or(address);
     let (host, port) = if let Some(rest) = address.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(bad)?;
         match after.strip_prefix(':') {
@@ -538,6 +555,32 @@ mod tests {
         assert_eq!(split_host_port("h").unwrap(), ("h", 11211));
         assert_eq!(split_host_port("[::1]:5").unwrap(), ("::1", 5));
         assert_eq!(split_host_port("::1").unwrap(), ("::1", 11211));
+        assert_eq!(split_host_port("inet6:[::1]:5").unwrap(), ("::1", 5));
+        assert_eq!(split_host_port("inet:h:7").unwrap(), ("h", 7));
+        assert_eq!(
+            split_host_port("unix:/run/mc.sock").unwrap(),
+            ("/run/mc.sock", 0)
+        );
+        assert!(split_host_port("unix:").is_err());
+    }
+
+    #[test]
+    fn ketama_takes_unix_and_inet6_servers_as_libmemcached_names_them() {
+        // A unix socket is "<path>:0-<n>" on the circle; "inet6:[::1]:5" is "::1:5-<n>",
+        // the same points as "[::1]:5".
+        let unix = Ketama::new(&[
+            ("unix:/tmp/a.sock".into(), 1),
+            ("unix:/tmp/b.sock".into(), 1),
+        ])
+        .unwrap();
+        assert_eq!(unix.point_count(), 2 * KETAMA_POINTS_PER_SERVER as usize);
+        let first = md5::compute(b"/tmp/a.sock:0-0").0;
+        let point = u32::from_le_bytes([first[0], first[1], first[2], first[3]]);
+        assert!(unix.continuum.contains(&(point, 0)));
+        let plain = Ketama::new(&[("[::1]:5".into(), 1), ("[::1]:6".into(), 1)]).unwrap();
+        let prefixed =
+            Ketama::new(&[("inet6:[::1]:5".into(), 1), ("inet6:[::1]:6".into(), 1)]).unwrap();
+        assert_eq!(plain.continuum, prefixed.continuum);
     }
 
     #[test]

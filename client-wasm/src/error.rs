@@ -87,6 +87,16 @@ pub enum Error {
     /// server: the next call asks again.
     #[error("{0}")]
     BridgeRefused(String),
+
+    /// memcached (-Y) refused the client's credentials on a new connection; the text is
+    /// the server and its reply, never the credentials.
+    #[error("{0}")]
+    AuthFailed(String),
+
+    /// The client was made with `behindProxy`: the proxy (twemproxy) does not relay this
+    /// command (it would close the connection), so it was not sent.
+    #[error("{0}")]
+    NotRelayed(String),
 }
 
 impl Error {
@@ -108,6 +118,8 @@ impl Error {
             Error::Timeout(_) => "TIMEOUT",
             Error::NotStored { .. } => "NOT_STORED",
             Error::BridgeRefused(_) => "BRIDGE_REFUSED",
+            Error::AuthFailed(_) => "AUTH_FAILED",
+            Error::NotRelayed(_) => "NOT_RELAYED",
         }
     }
 
@@ -129,11 +141,13 @@ impl Error {
             Error::Timeout(_) => 12,
             Error::NotStored { .. } => 13,
             Error::BridgeRefused(_) => 14,
+            Error::AuthFailed(_) => 15,
+            Error::NotRelayed(_) => 16,
         }
     }
 
     /// Every code, in wire order: the table the JavaScript side is generated from.
-    pub const CODES: [&'static str; 15] = [
+    pub const CODES: [&'static str; 17] = [
         "BAD_KEY",
         "VALUE_TOO_LARGE",
         "NOT_SERIALIZABLE",
@@ -149,6 +163,8 @@ impl Error {
         "TIMEOUT",
         "NOT_STORED",
         "BRIDGE_REFUSED",
+        "AUTH_FAILED",
+        "NOT_RELAYED",
     ];
 
     /// The key this error is about, when it is about one key.
@@ -210,6 +226,8 @@ mod tests {
                 reply: "NOT_STORED",
             },
             Error::BridgeRefused("x".into()),
+            Error::AuthFailed("x".into()),
+            Error::NotRelayed("x".into()),
         ];
         assert_eq!(samples.len(), Error::CODES.len());
         for (i, error) in samples.iter().enumerate() {

@@ -18,9 +18,9 @@ const TOOL_TIMEOUT_MS = 120_000;
 
 /** What README.md documents as the package's exports, and nothing else. */
 const DOCUMENTED = [
-  "BadArgumentError", "BadKeyError", "BridgeRefusedError", "Client", "ClientError", "ClosedError", "ConnectionError",
+  "AuthFailedError", "BadArgumentError", "BadKeyError", "BridgeRefusedError", "Client", "ClientError", "ClosedError", "ConnectionError",
   "DecodeError", "EngineLoadError", "EngineNotReadyError", "MemcacheError", "MetadumpRefusedError", "NoServerError",
-  "NotSerializableError", "NotStoredError", "ProtocolError", "ServerError", "TimeoutError", "UnknownCommandError", "ValueTooLargeError",
+  "NotRelayedError", "NotSerializableError", "NotStoredError", "ProtocolError", "ServerError", "TimeoutError", "UnknownCommandError", "ValueTooLargeError",
   "init",
 ];
 

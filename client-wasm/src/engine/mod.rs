@@ -35,6 +35,7 @@
 //! (decimal ASCII), 3 long (decimal ASCII), 4 JSON text (JSON values and pickles), 5
 //! serialized bytes for the caller's deserializer.
 
+pub mod auth;
 pub mod command;
 pub mod get_line;
 pub mod meta_ops;
@@ -109,6 +110,9 @@ pub struct EngineConfig {
     /// When a key's server is down: re-hash to another (python-memcached) or NO_SERVER.
     pub failover: bool,
     pub timing: Timing,
+    /// The client talks to a proxy (twemproxy): the commands it does not relay are refused
+    /// with NOT_RELAYED before they are sent.
+    pub behind_proxy: bool,
 }
 
 /// A multi op whose parts are still out.
@@ -175,6 +179,7 @@ pub struct Engine {
     leases: meta_ops::Leases,
     /// Set while a noreply op is queued: its requests are pushed quietly.
     quiet: bool,
+    behind_proxy: bool,
 }
 
 /// Buffers kept between calls so that steady traffic allocates little per call: get lines
@@ -218,6 +223,7 @@ impl Engine {
             }
         };
         let max_item_size = config.max_item_size;
+        let members = (0..config.servers.len()).collect();
         let servers = config
             .servers
             .into_iter()
@@ -229,6 +235,7 @@ impl Engine {
                 distribution,
                 failover: config.failover,
                 caller_hashes: config.caller_hashes,
+                members,
             },
             codec: config.codec,
             max_item_size,
@@ -238,11 +245,113 @@ impl Engine {
             now: 0,
             leases: meta_ops::Leases::default(),
             quiet: false,
+            behind_proxy: config.behind_proxy,
         })
     }
 
     pub fn server_count(&self) -> usize {
         self.servers.len()
+    }
+
+    /// The credentials the server's new connections authenticate with (memcached -Y), or
+    /// none; an open connection keeps the authentication it made.
+    pub fn set_auth(
+        &mut self,
+        server: usize,
+        credentials: Option<auth::Credentials>,
+    ) -> Result<()> {
+        self.check_server(server)?;
+        self.servers[server].auth = credentials;
+        Ok(())
+    }
+
+    /// Whether the server's socket is TLS (a stalled reply is nudged, see
+    /// [`server::STALL_NUDGE_MS`]).
+    pub fn set_tls(&mut self, server: usize, tls: bool) -> Result<()> {
+        self.check_server(server)?;
+        self.servers[server].tls = tls;
+        Ok(())
+    }
+
+    /// The engine's index of each server of the current list, in the list's order.
+    pub fn members(&self) -> &[usize] {
+        &self.router.members
+    }
+
+    /// Replaces the server list (python-memcached's `set_servers`): keys are placed by the
+    /// distribution over the new list from now on (under ketama about 1/n of them move
+    /// when one server is added). A server kept (same address) keeps its connection and
+    /// health; requests already sent to a server finish there, also to one that left the
+    /// list, which is closed once its last reply is in. A bad list changes nothing.
+    pub fn set_servers(
+        &mut self,
+        now: u64,
+        servers: Vec<(String, u32)>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if servers.is_empty() {
+            return Err(Error::BadArgument(
+                "setServers needs at least one server".into(),
+            ));
+        }
+        let weights: Vec<u32> = servers.iter().map(|(_, w)| *w).collect();
+        // Build the new distribution first: an error leaves the old one in place.
+        let distribution = match &self.router.distribution {
+            Distribution::Modula(_) => {
+                if weights.iter().all(|&w| w == 0) {
+                    return Err(Error::BadArgument(
+                        "modula distribution needs at least one server with a weight above 0"
+                            .into(),
+                    ));
+                }
+                None
+            }
+            Distribution::Ketama(_) => Some(Distribution::Ketama(Ketama::new(&servers)?)),
+        };
+        let mut members = Vec::with_capacity(servers.len());
+        for (address, _) in &servers {
+            let index = match self.servers.iter().position(|s| &s.address == address) {
+                Some(i) => i,
+                None => {
+                    if self.servers.len() + 1 >= usize::from(u16::MAX) {
+                        return Err(Error::BadArgument("at most 65534 servers".into()));
+                    }
+                    self.servers
+                        .push(Server::new(address.clone(), self.max_item_size));
+                    self.servers.len() - 1
+                }
+            };
+            if members.contains(&index) {
+                return Err(Error::BadArgument(format!(
+                    "server {address} is listed twice"
+                )));
+            }
+            members.push(index);
+        }
+        self.begin(now, out);
+        let distribution = match distribution {
+            Some(d) => d,
+            None => {
+                let placeholder = Distribution::Modula(Modula::new(&[1], HashFunction::Cmemcache)?);
+                match std::mem::replace(&mut self.router.distribution, placeholder) {
+                    Distribution::Modula(m) => Distribution::Modula(m.with_weights(&weights)?),
+                    ketama => ketama,
+                }
+            }
+        };
+        self.router.distribution = distribution;
+        for (index, s) in self.servers.iter_mut().enumerate() {
+            let member = members.contains(&index);
+            if s.member && !member {
+                // A server that left is no longer probed or reported down.
+                s.health = Health::Up;
+            }
+            s.member = member;
+            s.dirty = true;
+        }
+        self.router.members = members;
+        self.finish(out);
+        Ok(())
     }
 
     /// Whether routing sends keys to the server now.
@@ -253,9 +362,11 @@ impl Engine {
     /// When the engine next needs `handle_timeout`: the earliest connect or reply deadline,
     /// or probe due.
     pub fn poll_timeout(&self) -> Option<u64> {
+        let timeout = self.timing.timeout_ms;
         self.servers
             .iter()
             .filter_map(Server::next_wake)
+            .chain(self.servers.iter().filter_map(|s| s.nudge_due(timeout)))
             .chain(self.leases.next_retry())
             .min()
     }
@@ -291,6 +402,16 @@ impl Engine {
             return Ok(());
         }
         let mut o = Out(out);
+        let mut chunk = chunk;
+        if let Link::Authenticating { .. } = self.servers[server].link {
+            match self.authenticate(server, chunk, &mut o) {
+                Some(rest) => chunk = rest,
+                None => {
+                    self.finish(o.0);
+                    return Ok(());
+                }
+            }
+        }
         let Engine {
             servers,
             codec,
@@ -303,6 +424,10 @@ impl Engine {
         } = self;
         let s = &mut servers[server];
         let mut metadump_finished = false;
+        let mut nudged = false;
+        if !chunk.is_empty() {
+            s.last_read = *now;
+        }
         let mut probe: Option<bool> = None;
         let mut ctx = Ctx {
             codec,
@@ -317,6 +442,7 @@ impl Engine {
             s.connection
                 .receive_tagged(chunk, |waiting, response| match waiting.awaiting {
                     Awaiting::Probe => probe = Some(matches!(response, Response::Version(_))),
+                    Awaiting::Nudge => nudged = true,
                     Awaiting::Single {
                         reply: Reply::Metadump,
                         ..
@@ -328,6 +454,9 @@ impl Engine {
                 });
         if metadump_finished {
             s.metadump_done();
+        }
+        if nudged {
+            s.nudge_out = false;
         }
         // A dump streams for as long as the cache is large: while its lines keep coming, its
         // deadline moves (as python-memcached's socket_timeout counts per read); a dump that
@@ -383,13 +512,61 @@ impl Engine {
     pub fn connected(&mut self, now: u64, server: usize, out: &mut Vec<u8>) -> Result<()> {
         self.check_server(server)?;
         self.begin(now, out);
+        let timeout = self.timing.timeout_ms;
         let s = &mut self.servers[server];
         if matches!(s.link, Link::Connecting { .. }) {
-            s.link = Link::Open;
-            s.dirty = true;
+            match &s.auth {
+                // The authentication goes out alone: what waits is written once memcached
+                // has accepted it (it answers a request pipelined behind a failed
+                // authentication in place of the failure).
+                Some(credentials) => {
+                    s.link = Link::Authenticating {
+                        deadline: self.now.saturating_add(timeout),
+                    };
+                    put_u8(out, entry::WRITE);
+                    put_u16(out, server as u16);
+                    put_field(out, &credentials.request());
+                }
+                None => {
+                    s.link = Link::Open;
+                    s.dirty = true;
+                }
+            }
         }
         self.finish(out);
         Ok(())
+    }
+
+    /// Reads the reply to authentication from `chunk`: the rest of the chunk when the
+    /// server accepted it (the link is open then), None while the reply is incomplete or
+    /// after a refusal (everything waiting on the server fails with AUTH_FAILED, and the
+    /// server is retried with the dead-server backoff, not at once).
+    fn authenticate<'c>(
+        &mut self,
+        server: usize,
+        chunk: &'c [u8],
+        o: &mut Out,
+    ) -> Option<&'c [u8]> {
+        let s = &mut self.servers[server];
+        match auth::read_reply(&mut s.auth_reply, chunk) {
+            Ok(auth::AuthReply::Partial) => None,
+            Ok(auth::AuthReply::Accepted { rest }) => {
+                s.link = Link::Open;
+                s.dirty = true;
+                Some(&chunk[chunk.len() - rest..])
+            }
+            Ok(auth::AuthReply::Refused(line)) => {
+                let error =
+                    Error::AuthFailed(format!("{} refused the credentials: {line}", s.address));
+                self.fail_server(server, error, true, o);
+                None
+            }
+            Err(error) => {
+                let error = Error::Protocol(format!("{}: {error}", s.address));
+                self.fail_server(server, error, true, o);
+                None
+            }
+        }
     }
 
     /// The server's socket failed or closed (`kind`: [`link_failure`]); `message` says how.
@@ -442,6 +619,12 @@ impl Engine {
                         s.address, self.timing.connect_timeout_ms
                     )))
                 }
+                Link::Authenticating { deadline } if deadline <= now || request_overdue => {
+                    Some(Error::Timeout(format!(
+                        "{} did not answer the authentication within {} ms",
+                        s.address, self.timing.timeout_ms
+                    )))
+                }
                 Link::Connecting { .. } if request_overdue => Some(Error::Connection(format!(
                     "{}: the connection was not made within the request timeout ({} ms)",
                     s.address, self.timing.timeout_ms
@@ -459,6 +642,17 @@ impl Engine {
                 if at <= now {
                     self.start_probe(server, &mut o);
                 }
+            }
+            let timeout = self.timing.timeout_ms;
+            let s = &mut self.servers[server];
+            if s.nudge_due(timeout).is_some_and(|at| at <= now) {
+                // `version` always encodes.
+                let _ = s.push(
+                    &Request::Version,
+                    Awaiting::Nudge,
+                    now.saturating_add(timeout),
+                );
+                s.nudge_out = true;
             }
         }
         self.retry_leases(&mut o);
@@ -509,6 +703,16 @@ impl Engine {
             }
             s.dirty = false;
             s.close_quiet(deadline);
+            if !s.member {
+                // A server that left the list: its connection closes with its last reply.
+                if s.link != Link::Closed && !s.is_busy() {
+                    s.drop_link();
+                    o.server_entry(entry::CLOSE, index);
+                }
+                if s.link == Link::Closed {
+                    continue;
+                }
+            }
             if s.link == Link::Closed && s.is_busy() {
                 s.link = Link::Connecting {
                     deadline: now.saturating_add(connect_timeout),
@@ -544,7 +748,7 @@ impl Engine {
         for w in waiting {
             ctx.fail(w.awaiting, &error, o);
         }
-        if failure {
+        if failure && self.servers[server].member {
             let s = &mut self.servers[server];
             let (health, went_down) = s.health.after_failure(self.now, self.timing.dead_retry_ms);
             s.health = health;
@@ -601,6 +805,18 @@ impl Engine {
     fn queue_command(&mut self, op: &Op, o: &mut Out) -> Result<(), (Option<usize>, Error)> {
         let id = op.id;
         let plain = |e: Error| (None, e);
+        if self.behind_proxy {
+            let refused = if op.noreply {
+                Some("a noreply write (sent as a quiet meta command)")
+            } else {
+                not_relayed(&op.command)
+            };
+            if let Some(command) = refused {
+                return Err(plain(Error::NotRelayed(format!(
+                    "{command} is not relayed by twemproxy (it closes the connection on it), and this client was made with behindProxy: true; send it to the memcached servers themselves"
+                ))));
+            }
+        }
         match &op.command {
             Command::Get(k, read) => {
                 let server = self.route(k, k.key).map_err(plain)?;
@@ -813,7 +1029,7 @@ impl Engine {
                 )),
             ));
         };
-        if !s.health.is_up() {
+        if !s.health.is_up() || !s.member {
             return Err((Some(server), Error::NoServer { key: String::new() }));
         }
         let deadline = self.deadline();
@@ -970,7 +1186,7 @@ impl Engine {
         settle: Settle,
         o: &mut Out,
     ) -> Result<(), (Option<usize>, Error)> {
-        let up: Vec<usize> = (0..self.servers.len())
+        let up: Vec<usize> = (self.router.members.iter().copied())
             .filter(|&i| self.servers[i].health.is_up())
             .collect();
         if up.is_empty() {
@@ -1124,7 +1340,7 @@ impl Ctx<'_> {
                 };
                 self.part_done(id, ok, o);
             }
-            Awaiting::Probe | Awaiting::Noop => {}
+            Awaiting::Probe | Awaiting::Noop | Awaiting::Nudge => {}
         }
     }
 
@@ -1281,7 +1497,7 @@ impl Ctx<'_> {
                 }
                 self.part_done(id, per_server, o);
             }
-            Awaiting::Probe | Awaiting::Noop => {}
+            Awaiting::Probe | Awaiting::Noop | Awaiting::Nudge => {}
         }
     }
 
@@ -1389,6 +1605,19 @@ fn metadump_key(line: &str) -> &str {
     line.split(' ')
         .find(|field| field.starts_with("key="))
         .unwrap_or(line)
+}
+
+/// The commands twemproxy (nutcracker 0.5) does not relay, by the name a person knows:
+/// it closes the client's connection on stats, flush_all, lru_crawler and every meta
+/// command, which would fail every other request in flight on it.
+fn not_relayed(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Stats(_) => Some("stats"),
+        Command::FlushAll(_) => Some("flush_all"),
+        Command::Metadump { .. } => Some("lru_crawler metadump"),
+        Command::Meta(..) => Some("the meta protocol (getOrSet, getWithTtl, getAndTouch, invalidate, incr/decr with options)"),
+        _ => None,
+    }
 }
 
 /// What memcached should have answered, for error messages.

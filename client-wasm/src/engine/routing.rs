@@ -78,6 +78,10 @@ pub struct Router {
     pub failover: bool,
     /// JavaScript hashes every key itself (a custom hash function).
     pub caller_hashes: bool,
+    /// The engine's server index of each of the distribution's servers: after
+    /// `setServers` the distribution covers the current list, while servers that left
+    /// keep their index until their last reply is in.
+    pub members: Vec<usize>,
 }
 
 impl Router {
@@ -100,12 +104,14 @@ impl Router {
         full_key: &[u8],
         up: impl Fn(usize) -> bool,
     ) -> Result<usize> {
+        let members = &self.members;
+        let up = |i: usize| up(members[i]);
         let chosen = if self.failover {
-            self.pick(key.hash, full_key, &up)?
+            self.pick(key.hash, full_key, up)?
         } else {
             self.pick(key.hash, full_key, |_| true)?.filter(|&i| up(i))
         };
-        chosen.ok_or_else(|| Error::NoServer {
+        chosen.map(|i| members[i]).ok_or_else(|| Error::NoServer {
             key: Error::key_text(full_key),
         })
     }

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::request::{Expect, Request};
 use crate::wire::{entry, put_field, put_u16, put_u8};
 
+use super::auth::Credentials;
 use super::command::Read;
 use super::get_line::GetLine;
 use super::routing::Health;
@@ -25,6 +26,11 @@ pub enum Link {
     Closed,
     /// CONNECT was asked for; the connection must be made by `deadline`.
     Connecting {
+        deadline: u64,
+    },
+    /// Open, and the authentication request written: nothing else is written until
+    /// memcached answers it, by `deadline`.
+    Authenticating {
         deadline: u64,
     },
     Open,
@@ -62,7 +68,17 @@ pub enum Awaiting {
     Probe,
     /// The `mn` closing a run of quiet writes ([`super::quiet`]): its `MN` settles them.
     Noop,
+    /// The engine's own `version` on a stalled TLS connection ([`STALL_NUDGE_MS`]); its
+    /// reply is read past.
+    Nudge,
 }
+
+/// How long a TLS connection may wait for a reply with no byte arriving before the engine
+/// sends a `version` behind what is pending. memcached 1.6.18's TLS leaves the last request
+/// of a burst unread until more bytes arrive (`bench/tls-stall.mjs` shows it with a raw
+/// socket), which would be a TIMEOUT and a down server; 200 ms is far above a reply's time on
+/// a loaded LAN and far below the 3 s timeout.
+pub const STALL_NUDGE_MS: u64 = 200;
 
 /// A pending request's tag.
 #[derive(Debug)]
@@ -93,6 +109,19 @@ pub struct Server {
     metadump_running: bool,
     /// Set when requests were pushed in the current call: the writes need looking at.
     pub dirty: bool,
+    /// memcached -Y's credentials, sent first on every new connection.
+    pub auth: Option<Credentials>,
+    /// The part of the reply to authentication that has arrived.
+    pub auth_reply: Vec<u8>,
+    /// The socket is TLS: a stalled reply gets a nudge ([`STALL_NUDGE_MS`]).
+    pub tls: bool,
+    /// When bytes last arrived on this connection.
+    pub last_read: u64,
+    /// A nudge is out and not answered.
+    pub nudge_out: bool,
+    /// In the client's current server list. A server `setServers` removed answers what
+    /// was already sent to it, takes nothing new, and is closed once idle.
+    pub member: bool,
 }
 
 impl Server {
@@ -106,6 +135,12 @@ impl Server {
             held: VecDeque::new(),
             metadump_running: false,
             dirty: false,
+            auth: None,
+            auth_reply: Vec::new(),
+            member: true,
+            tls: false,
+            last_read: 0,
+            nudge_out: false,
         }
     }
 
@@ -282,6 +317,8 @@ impl Server {
     /// its callers to be told.
     pub fn drop_link(&mut self) -> Vec<Waiting> {
         self.link = Link::Closed;
+        self.auth_reply.clear();
+        self.nudge_out = false;
         self.held.clear();
         self.metadump_running = false;
         self.open_get = None;
@@ -293,11 +330,23 @@ impl Server {
         self.connection.pending() > 0 || !self.held.is_empty() || self.connection.has_outbound()
     }
 
+    /// When a stalled TLS connection is due a nudge: [`STALL_NUDGE_MS`] after the later of
+    /// the last bytes read and the oldest pending request (`timeout_ms` is what its
+    /// deadline adds to its push time).
+    pub fn nudge_due(&self, timeout_ms: u64) -> Option<u64> {
+        if !self.tls || self.nudge_out || self.link != Link::Open {
+            return None;
+        }
+        let oldest = self.connection.oldest()?;
+        let pushed = oldest.deadline.saturating_sub(timeout_ms);
+        Some(self.last_read.max(pushed).saturating_add(STALL_NUDGE_MS))
+    }
+
     /// The earliest time this server needs the engine woken: a connect or reply deadline,
     /// or a probe that is due.
     pub fn next_wake(&self) -> Option<u64> {
         let connect = match self.link {
-            Link::Connecting { deadline } => Some(deadline),
+            Link::Connecting { deadline } | Link::Authenticating { deadline } => Some(deadline),
             _ => None,
         };
         let reply = self.connection.oldest().map(|w| w.deadline);

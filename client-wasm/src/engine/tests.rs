@@ -297,6 +297,7 @@ impl Harness {
             max_item_size,
             failover,
             timing: Timing::default(),
+            behind_proxy: false,
         })
         .unwrap();
         Harness {
@@ -1036,4 +1037,178 @@ fn only_writes_can_be_noreply() {
     let mut h = Harness::new(1);
     let batch = Batch::default().get(1, b"a").quiet(0);
     assert!(h.engine.submit(0, &batch.0, &mut h.out).is_err());
+}
+
+#[test]
+fn authentication_goes_first_and_alone_and_queued_requests_follow_its_stored() {
+    let mut h = Harness::new(1);
+    h.engine
+        .set_auth(
+            0,
+            Some(super::auth::Credentials::new("alice", "s3cret").unwrap()),
+        )
+        .unwrap();
+    let out = h.submit(0, Batch::default().set(1, b"k", b"v").get(2, b"k"));
+    assert_eq!(out.entries, vec![Entry::Connect(0)]);
+    let out = h.connected(1, 0);
+    assert_eq!(
+        out.writes(),
+        vec![(0, "set auth 0 -1 12\r\nalice s3cret\r\n".into())]
+    );
+    // Nothing else goes out until memcached answers, in any chunking.
+    assert!(h.receive(2, 0, b"STO").writes().is_empty());
+    let out = h.receive(3, 0, b"RED\r\n");
+    assert_eq!(
+        out.writes(),
+        vec![(0, "set k 16 0 1\r\nv\r\nget k\r\n".into())]
+    );
+    let out = h.receive(4, 0, b"STORED\r\nVALUE k 16 1\r\nv\r\nEND\r\n");
+    assert_eq!(
+        out.outcomes(),
+        vec![(1, Rec::True), (2, Rec::Value(b"v".to_vec()))]
+    );
+    // The open connection does not authenticate again.
+    let out = h.submit(5, Batch::default().get(3, b"k"));
+    assert_eq!(out.writes(), vec![(0, "get k\r\n".into())]);
+}
+
+#[test]
+fn refused_credentials_fail_the_waiting_calls_with_auth_failed_and_back_off() {
+    let mut h = Harness::new(1);
+    h.engine
+        .set_auth(
+            0,
+            Some(super::auth::Credentials::new("alice", "wrong").unwrap()),
+        )
+        .unwrap();
+    h.submit(0, Batch::default().get(1, b"k"));
+    h.connected(1, 0);
+    let out = h.receive(2, 0, b"CLIENT_ERROR authentication failure\r\n");
+    assert!(errors(&out) == [(1, "AUTH_FAILED")], "{out:?}");
+    assert!(out.entries.contains(&Entry::Close(0)));
+    let shown = format!("{out:?}");
+    assert!(!shown.contains("wrong"), "{shown}");
+    assert!(!h.engine.is_up(0), "the server is skipped");
+    // Its probe reconnects and authenticates; a second refusal waits FIRST_BACKOFF_MS
+    // before the next try (the dead-server backoff, not a reconnect loop).
+    let out = h.tick(2);
+    assert_eq!(out.entries, vec![Entry::Connect(0)]);
+    h.connected(3, 0);
+    let out = h.receive(4, 0, b"CLIENT_ERROR authentication failure\r\n");
+    assert_eq!(out.wake, Some(4 + super::routing::FIRST_BACKOFF_MS));
+}
+
+#[test]
+fn behind_a_proxy_the_commands_it_does_not_relay_are_refused_unsent() {
+    let mut h = Harness::new(1);
+    h.engine.behind_proxy = true;
+    let out = h.submit(
+        0,
+        Batch::default()
+            .op(opcode::STATS, 1)
+            .str(b"")
+            .op(opcode::FLUSH_ALL, 2)
+            .u32(0)
+            .op(opcode::VERSION, 3),
+    );
+    assert!(
+        errors(&out) == [(1, "NOT_RELAYED"), (2, "NOT_RELAYED")],
+        "{out:?}"
+    );
+    assert_eq!(h.open_all(1), vec![(0, "version\r\n".into())]);
+}
+
+#[test]
+fn an_unanswered_authentication_times_out() {
+    let mut h = Harness::new(1);
+    h.engine
+        .set_auth(
+            0,
+            Some(super::auth::Credentials::new("alice", "s3cret").unwrap()),
+        )
+        .unwrap();
+    h.submit(0, Batch::default().get(1, b"k"));
+    let out = h.connected(1, 0);
+    assert_eq!(out.wake, Some(3_000), "the request's deadline comes first");
+    let out = h.tick(3_000);
+    assert!(errors(&out) == [(1, "TIMEOUT")], "{out:?}");
+}
+
+#[test]
+fn after_set_servers_a_request_in_flight_finishes_on_the_server_that_left() {
+    let mut h = Harness::new(2);
+    let key = (0..100u32)
+        .map(|i| format!("k{i}").into_bytes())
+        .find(|k| h.server_of(k) == 1)
+        .unwrap();
+    h.submit(0, Batch::default().get(1, &key));
+    h.open_all(1);
+    // Server 1 leaves while its get is out.
+    h.engine
+        .set_servers(2, vec![("127.0.0.1:11211".into(), 1)], &mut h.out)
+        .unwrap();
+    let out = decode(&h.out);
+    assert!(
+        !out.has(&Entry::Close(1)),
+        "its reply is still due: {out:?}"
+    );
+    assert_eq!(h.engine.members(), &[0]);
+    assert_eq!(h.server_of(&key), 0, "new requests go by the new list");
+    let reply = format!(
+        "VALUE {} 16 1\r\nv\r\nEND\r\n",
+        String::from_utf8_lossy(&key)
+    );
+    let out = h.receive(3, 1, reply.as_bytes());
+    assert_eq!(out.outcomes(), vec![(1, Rec::Value(b"v".to_vec()))]);
+    assert!(out.has(&Entry::Close(1)), "idle now: closed");
+    // stats and version go to the current list only.
+    let out = h.submit(4, Batch::default().op(opcode::VERSION, 2));
+    assert!(!out.entries.contains(&Entry::Connect(1)), "{out:?}");
+}
+
+#[test]
+fn set_servers_keeps_a_kept_servers_index_and_refuses_a_bad_list_whole() {
+    let mut h = Harness::new(2);
+    h.engine
+        .set_servers(
+            0,
+            vec![("127.0.0.1:11212".into(), 1), ("10.0.0.9:11211".into(), 1)],
+            &mut h.out,
+        )
+        .unwrap();
+    assert_eq!(h.engine.members(), &[1, 2]);
+    assert!(h.engine.set_servers(1, vec![], &mut h.out).is_err());
+    let twice = vec![("a:1".into(), 1), ("a:1".into(), 1)];
+    assert!(h.engine.set_servers(1, twice, &mut h.out).is_err());
+    assert_eq!(h.engine.members(), &[1, 2], "unchanged");
+}
+
+#[test]
+fn a_stalled_tls_connection_gets_a_version_behind_its_pending_requests() {
+    let mut h = Harness::new(1);
+    h.engine.set_tls(0, true).unwrap();
+    h.submit(0, Batch::default().set(1, b"k", b"v"));
+    h.open_all(1);
+    let out = h.submit(1, Batch::default().get(2, b"k"));
+    // The oldest request (the set, pushed at 0) has waited that long with nothing read.
+    assert_eq!(out.wake, Some(super::server::STALL_NUDGE_MS));
+    let out = h.tick(super::server::STALL_NUDGE_MS);
+    assert_eq!(out.writes(), vec![(0, "version\r\n".into())]);
+    assert!(errors(&out).is_empty());
+    // One nudge at a time; the replies come, the nudge's is read past.
+    assert!(h
+        .tick(2 + 2 * super::server::STALL_NUDGE_MS)
+        .writes()
+        .is_empty());
+    let out = h.receive(500, 0, b"STORED\r\nEND\r\nVERSION 1.6.18\r\n");
+    assert_eq!(out.outcomes(), vec![(1, Rec::True), (2, Rec::Miss)]);
+    assert_eq!(out.wake, None);
+}
+
+#[test]
+fn a_plain_connection_is_never_nudged() {
+    let mut h = Harness::new(1);
+    h.submit(0, Batch::default().get(1, b"k"));
+    h.open_all(1);
+    assert!(h.tick(1_000).writes().is_empty());
 }

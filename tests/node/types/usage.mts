@@ -65,3 +65,20 @@ import { CORE_ERROR_CLASSES } from "memcache-wasm";
 void CORE_ERROR_CLASSES;
 
 await mc.close();
+
+// TLS, authentication, unix and IPv6 servers, twemproxy, live server changes.
+const fleet = new Client(
+  ["unix:/run/memcached.sock", "inet6:[::1]:11211", { address: "10.0.0.4:11211", tls: { ca: "PEM", servername: "cache" }, auth: { username: "u", password: "p" } }],
+  { tls: true, auth: { username: "app", password: "s3cret" }, distribution: "ketama" },
+);
+fleet.setServers(["[::1]:11211"]);
+fleet.set_servers(["[::1]:11212"]);
+void new Client(["127.0.0.1:22121"], { behindProxy: true });
+// @ts-expect-error auth needs a password
+void new Client(["127.0.0.1:11211"], { auth: { username: "app" } });
+// @ts-expect-error tls settings have tls.connect's names
+void new Client(["127.0.0.1:11211"], { tls: { verify: false } });
+const authCode: ErrorCode = "AUTH_FAILED";
+const relayCode: ErrorCode = "NOT_RELAYED";
+void authCode;
+void relayCode;
