@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { freePort } from "./servers.mjs";
+import { freePort, killChild, memcachedUser } from "./servers.mjs";
 
 /** How long a freshly started server may take to accept connections. */
 const START_TIMEOUT_MS = 5000;
@@ -118,22 +118,14 @@ export class Process {
 
   async stop() {
     const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     this.child = null;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
+    await killChild(child);
   }
 
   async restart() {
     await this.stop();
     await this.start();
   }
-}
-
-function memcachedUser() {
-  // memcached refuses to run as root unless told which user to stay.
-  return process.getuid?.() === 0 ? ["-u", "root"] : [];
 }
 
 async function startMemcachedWith(args, { host = "127.0.0.1" } = {}) {

@@ -49,6 +49,19 @@ export async function waitForPort(port, what, child) {
 }
 
 /** One memcached process; `stop()` kills it, `restart()` starts it again on the same port. */
+/** memcached refuses to run as root unless told which user to stay. */
+export function memcachedUser() {
+  return process.getuid?.() === 0 ? ["-u", "root"] : [];
+}
+
+/** SIGKILL to `child` (if it still runs); resolves when it is gone. */
+export async function killChild(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await exited;
+}
+
 export class Memcached {
   constructor(port, args = []) {
     this.port = port;
@@ -64,20 +77,15 @@ export class Memcached {
   }
 
   async startProcess() {
-    // memcached refuses to run as root unless told which user to stay.
-    const user = process.getuid?.() === 0 ? ["-u", "root"] : [];
-    this.child = spawn("memcached", [...user, "-U", "0", "-l", "127.0.0.1", "-p", String(this.port), ...this.args], { stdio: "ignore" });
+    this.child = spawn("memcached", [...memcachedUser(), "-U", "0", "-l", "127.0.0.1", "-p", String(this.port), ...this.args], { stdio: "ignore" });
     await waitForPort(this.port, `memcached on ${this.port}`, this.child);
   }
 
   /** SIGKILL, so open connections die at once as in a crash; resolves when it is gone. */
   async stop() {
     const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     this.child = null;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
+    await killChild(child);
   }
 
   /** SIGSTOP: the server keeps its sockets but answers nothing (a hung server). Resolves
