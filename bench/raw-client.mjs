@@ -3,6 +3,7 @@
 // that still checks each reply. It carries TCP or a WebSocket (binary frames), so the same code
 // measures a relay.
 import net from 'node:net';
+import tls from 'node:tls';
 import WebSocket from 'ws';
 
 const CR = 13;
@@ -55,6 +56,35 @@ export class RawConnection {
           (bytes) => socket.write(bytes),
           () => socket.destroy(),
           `${host}:${port}`,
+        );
+        socket.removeAllListeners('error');
+        socket.on('data', (chunk) => conn.receive(chunk));
+        socket.on('error', (err) => conn.fail(err));
+        socket.on('close', () => conn.fail(new Error(`${conn.name}: connection closed`)));
+        resolve(conn);
+      });
+    });
+  }
+
+  /** Opens a TLS connection to host:port; options: tls.connect's (ca, servername, ...). */
+  static tls(host, port, options) {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ host, port, ...options });
+      socket.setNoDelay(true);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`connect ${host}:${port}: timeout`));
+      }, CONNECT_TIMEOUT_MS);
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        const conn = new RawConnection(
+          (bytes) => socket.write(bytes),
+          () => socket.destroy(),
+          `tls ${host}:${port}`,
         );
         socket.removeAllListeners('error');
         socket.on('data', (chunk) => conn.receive(chunk));
