@@ -154,7 +154,12 @@ pub async fn run<C: Stream, P: Send>(
     match connected {
         Connected::Tcp(stream) => relay(client, inbox, stream, name, peer, context).await,
         Connected::Unix(stream) => relay(client, inbox, stream, name, peer, context).await,
-        Connected::Tls(stream) => relay(client, inbox, *stream, name, peer, context).await,
+        // Boxed: a relay's task is as big as its biggest arm, and the TLS stream held by
+        // value made every relay's task 5,136 bytes instead of 3,064 (idle relays: 8.8 to
+        // 7.0 KiB each, medians of three runs); only TLS relays now pay for their stream.
+        Connected::Tls(stream) => {
+            Box::pin(relay(client, inbox, *stream, name, peer, context)).await
+        }
     }
     drop(places);
 }
