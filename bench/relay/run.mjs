@@ -14,7 +14,9 @@
 //   node bench/relay/run.mjs --smoke    a few seconds: every path and workload runs once
 //   node bench/relay/run.mjs --json F   also writes the figures to F
 // For investigating: --repetitions N, --seconds S, --only WORKLOAD, --paths tcp,bridge,
-// BRIDGE_FLAGS="--threads 1" (extra bridge flags), MEMCACHED_FLAGS="-R 100".
+// BRIDGE_FLAGS="--threads 1" (extra bridge flags), MEMCACHED_FLAGS="-R 100", and for an A/B
+// comparison taking turns with the others, COMPARE_BRIDGE=path/to/memcache-bridge (with
+// COMPARE_BRIDGE_FLAGS) adds the path `compare`: another build or setting of the bridge.
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import net from 'node:net';
@@ -39,6 +41,8 @@ if (args.includes('--seconds')) PLAN.seconds = Number(args[args.indexOf('--secon
 if (args.includes('--repetitions')) PLAN.repetitions = Number(args[args.indexOf('--repetitions') + 1]);
 // Extra bridge flags, for trying settings such as --threads: BRIDGE_FLAGS="--threads 1".
 const BRIDGE_FLAGS = (process.env.BRIDGE_FLAGS || '').split(' ').filter(Boolean);
+const COMPARE_BRIDGE = process.env.COMPARE_BRIDGE;
+const COMPARE_BRIDGE_FLAGS = (process.env.COMPARE_BRIDGE_FLAGS || '').split(' ').filter(Boolean);
 // The WebSocket client's masking key. A browser masks in native code; `ws` masks in a
 // JavaScript loop (without the optional bufferutil addon) that took 42% of the client's CPU
 // in the 10 KB set workload, so the client, not the relay, set that figure. An all-zero key
@@ -116,8 +120,8 @@ function buildBridge() {
   return path.join(targetDir, 'release', 'memcache-bridge');
 }
 
-async function startBridge(binary, upstreamPort, extra = []) {
-  const child = start(binary, ['--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${upstreamPort}`, ...BRIDGE_FLAGS, ...extra], {
+async function startBridge(binary, upstreamPort, extra = [], flags = BRIDGE_FLAGS) {
+  const child = start(binary, ['--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${upstreamPort}`, ...flags, ...extra], {
     env: { ...process.env, RUST_LOG: 'memcache_bridge=warn' },
   });
   const line = await new Promise((resolve, reject) => {
@@ -374,6 +378,7 @@ async function main() {
   const bridge = await startBridge(binary, memcachedPort);
   const websockify = await startWebsockify(memcachedPort);
   const paths = { tcp: memcachedPort, bridge: bridge.url, websockify: websockify.url };
+  if (COMPARE_BRIDGE) paths.compare = (await startBridge(COMPARE_BRIDGE, memcachedPort, [], COMPARE_BRIDGE_FLAGS)).url;
   const workloads = {
     sequential: (p, t) => sequential(p, t),
     inflight64: (p, t) => pipelined(p, t, 1, IN_FLIGHT),
@@ -406,6 +411,7 @@ async function main() {
   const m = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
   if (args.includes('--only') || args.includes('--paths')) {
     console.log(m);
+    if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ medians: m, runs }, null, 2));
     process.exit(0);
   }
   // Idle relays on a bridge of their own, allowed that many (memcached too).
