@@ -134,7 +134,7 @@ test("tls on one server spec: that server speaks TLS, the others plain TCP", asy
 test("bursts of 10 KB sets over TLS all settle well within the timeout (memcached 1.6.18's TLS stall is nudged)", async () => {
   // memcached -Z leaves the last request of such a burst unread until more bytes come
   // (bench/tls-stall.mjs shows it in about one run of three); the engine sends a `version`
-  // behind a reply that stalls 200 ms, so no call waits for the timeout.
+  // behind a reply that stalls 20 ms (STALL_NUDGE_MS), so no call waits for the timeout.
   const server = await tlsServer({ args: ["-t", "1", "-m", "256"] });
   const mc = client([server.address], { tls: { ca }, timeout: 1500 });
   const value = "x".repeat(10_240);

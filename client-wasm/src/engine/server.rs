@@ -76,9 +76,12 @@ pub enum Awaiting {
 /// How long a TLS connection may wait for a reply with no byte arriving before the engine
 /// sends a `version` behind what is pending. memcached 1.6.18's TLS leaves the last request
 /// of a burst unread until more bytes arrive (`bench/tls-stall.mjs` shows it with a raw
-/// socket), which would be a TIMEOUT and a down server; 200 ms is far above a reply's time on
-/// a loaded LAN and far below the 3 s timeout.
-pub const STALL_NUDGE_MS: u64 = 200;
+/// socket), which would be a TIMEOUT and a down server. 20 ms is far above a reply's first
+/// byte on a LAN or within a region (under a millisecond) and is what a stall costs: with
+/// 200 ms, 10 KB sets at 64 in flight over TLS ran at 0.28x-0.43x of TCP, with 20 ms 0.48x
+/// (`node bench/tls.mjs --size 10240`). One nudge at a time, so a farther server whose replies
+/// take longer gets at most one `version` per wait.
+pub const STALL_NUDGE_MS: u64 = 20;
 
 /// A pending request's tag.
 #[derive(Debug)]
