@@ -40,51 +40,33 @@ const LINE = 3;
 export class RawConnection {
   /** Opens a TCP connection to host:port. */
   static tcp(host, port) {
-    return new Promise((resolve, reject) => {
-      const socket = net.createConnection({ host, port, noDelay: true });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`connect ${host}:${port}: timeout`));
-      }, CONNECT_TIMEOUT_MS);
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        const conn = new RawConnection(
-          (bytes) => socket.write(bytes),
-          () => socket.destroy(),
-          `${host}:${port}`,
-        );
-        socket.removeAllListeners('error');
-        socket.on('data', (chunk) => conn.receive(chunk));
-        socket.on('error', (err) => conn.fail(err));
-        socket.on('close', () => conn.fail(new Error(`${conn.name}: connection closed`)));
-        resolve(conn);
-      });
-    });
+    return RawConnection.socket(net.createConnection({ host, port, noDelay: true }), 'connect', `${host}:${port}`);
   }
 
   /** Opens a TLS connection to host:port; options: tls.connect's (ca, servername, ...). */
   static tls(host, port, options) {
+    const socket = tls.connect({ host, port, ...options });
+    socket.setNoDelay(true);
+    return RawConnection.socket(socket, 'secureConnect', `tls ${host}:${port}`);
+  }
+
+  /** Resolves with a connection over `socket` once it emits `ready` (bounded in time). */
+  static socket(socket, ready, name) {
     return new Promise((resolve, reject) => {
-      const socket = tls.connect({ host, port, ...options });
-      socket.setNoDelay(true);
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new Error(`connect ${host}:${port}: timeout`));
+        reject(new Error(`connect ${name}: timeout`));
       }, CONNECT_TIMEOUT_MS);
       socket.once('error', (err) => {
         clearTimeout(timer);
         reject(err);
       });
-      socket.once('secureConnect', () => {
+      socket.once(ready, () => {
         clearTimeout(timer);
         const conn = new RawConnection(
           (bytes) => socket.write(bytes),
           () => socket.destroy(),
-          `tls ${host}:${port}`,
+          name,
         );
         socket.removeAllListeners('error');
         socket.on('data', (chunk) => conn.receive(chunk));
